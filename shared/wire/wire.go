@@ -111,6 +111,11 @@ type TokenRequest struct {
 // the time of the answer, 0 when unknown. RefreshBuffer is the number of
 // seconds before ExpiresAt at which the BFF would refresh: clients schedule
 // their next request then.
+//
+// Degraded is true when the BFF tried to refresh, the provider failed for a
+// transient reason, and the BFF answered with the current token because it
+// has not expired yet. RetryAfter (seconds) then says when to ask again:
+// a client must not ask sooner, even though ExpiresAt−RefreshBuffer has passed.
 type TokenResponse struct {
 	AccessToken   string `json:"access_token"`
 	TokenType     string `json:"token_type"`
@@ -118,6 +123,8 @@ type TokenResponse struct {
 	ExpiresIn     int64  `json:"expires_in"`
 	RefreshBuffer int64  `json:"refresh_buffer"`
 	Scope         string `json:"scope,omitempty"`
+	Degraded      bool   `json:"degraded,omitempty"`
+	RetryAfter    int64  `json:"retry_after,omitempty"`
 }
 
 // SessionResponse is the 200 body of GET /bff/session. Times are Unix

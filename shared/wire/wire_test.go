@@ -35,7 +35,7 @@ func TestJSONNames(t *testing.T) {
 		v    any
 		want []string
 	}{
-		{TokenResponse{}, []string{"access_token", "token_type", "expires_at", "expires_in", "refresh_buffer", "scope"}},
+		{TokenResponse{}, []string{"access_token", "token_type", "expires_at", "expires_in", "refresh_buffer", "scope", "degraded", "retry_after"}},
 		{SessionResponse{}, []string{"authenticated", "subject", "name", "access_expires_at", "refresh_expires_at"}},
 		{ErrorBody{}, []string{"error", "reason", "message"}},
 		{TokenRequest{}, []string{"force", "rejected"}},

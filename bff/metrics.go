@@ -1,0 +1,60 @@
+package bff
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the BFF's Prometheus series. Each Server has its own
+// registry, so several can run in one process (tests, embedding).
+type metrics struct {
+	reg            *prometheus.Registry
+	tokenRequests  *prometheus.CounterVec
+	refreshes      *prometheus.CounterVec
+	refreshLatency prometheus.Histogram
+	lockWait       prometheus.Histogram
+	logins         *prometheus.CounterVec
+	revocations    prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		tokenRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tether_token_requests_total",
+			Help: "POST /bff/token answers by result: ok, degraded (current token served during a provider outage), or the error code.",
+		}, []string{"result"}),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tether_refreshes_total",
+			Help: "Refresh attempts by outcome: ok, adopted (another replica refreshed), revoked, expired, unavailable, store_failed.",
+		}, []string{"outcome"}),
+		refreshLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tether_refresh_duration_seconds",
+			Help:    "Time the provider took to answer a refresh.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}),
+		lockWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tether_refresh_lock_wait_seconds",
+			Help:    "Time spent taking a session's refresh lock (or adopting another replica's result).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tether_logins_total",
+			Help: "Login callbacks by outcome.",
+		}, []string{"outcome"}),
+		revocations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tether_revocations_total",
+			Help: "Grants revoked at the provider on logout.",
+		}),
+	}
+	m.reg.MustRegister(m.tokenRequests, m.refreshes, m.refreshLatency, m.lockWait, m.logins, m.revocations,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,283 @@
+// Package bff is Tether's backend-for-frontend: a Gin handler that runs the
+// OAuth authorization-code flow with PKCE, keeps each session's tokens in an
+// encrypted vault on Redis, refreshes access tokens before they expire
+// (once per session across replicas), and hands the browser only the
+// current access token. See DESIGN.md and the README for the contract.
+//
+// A program builds a Config (FromEnv reads TETHER_* variables), calls New,
+// serves Handler, and calls Close on the way out.
+package bff
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-contrib/sessions"
+	"github.com/gin-contrib/sessions/cookie"
+	"github.com/gin-gonic/gin"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tetherauth/tether/bff/provider"
+	"github.com/tetherauth/tether/bff/vault"
+	"github.com/tetherauth/tether/shared/wire"
+)
+
+// store is what the BFF needs of the vault.
+type store interface {
+	Get(ctx context.Context, sid string) (*vault.Record, error)
+	Put(ctx context.Context, sid string, rec *vault.Record, ttl time.Duration) error
+	Delete(ctx context.Context, sid string) error
+	PutLogin(ctx context.Context, state string, l *vault.Login, ttl time.Duration) error
+	TakeLogin(ctx context.Context, state string) (*vault.Login, error)
+	TryLock(ctx context.Context, sid string, lease time.Duration) (*vault.Lock, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+var _ store = (*vault.Vault)(nil)
+
+// oauthProvider is what the BFF needs of the authorization server.
+type oauthProvider interface {
+	AuthCodeURL(state, verifier, nonce string) string
+	Exchange(ctx context.Context, code, verifier, nonce string) (*provider.Grant, error)
+	Refresh(ctx context.Context, refreshToken string) (*provider.Grant, error)
+	Revoke(ctx context.Context, refreshToken string) error
+	OIDC() bool
+}
+
+var _ oauthProvider = (*provider.Provider)(nil)
+
+// Server is a running BFF. It is safe for concurrent use.
+type Server struct {
+	cfg        Config
+	log        *slog.Logger
+	vault      store
+	provider   oauthProvider
+	engine     *gin.Engine
+	metrics    *metrics
+	flight     singleflight.Group
+	cookieName string
+	lease      time.Duration // refresh lock lease
+	// backoff holds, per session id, the time before which this process
+	// does not call the provider again after a transient refresh failure.
+	backoff sync.Map
+	web     http.Handler // static files; nil without WebDir
+}
+
+// Timings of the login flow and the refresh lock.
+const (
+	loginTTL     = 10 * time.Minute // how long a login's state stays valid
+	lockPoll     = 25 * time.Millisecond
+	storeRetries = 4 // attempts to store a rotated refresh token
+)
+
+// New checks cfg, connects the vault and the provider, and builds the
+// router. The caller must Close the Server.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if cfg.VaultKey == nil {
+		cfg.VaultKey = randomKey()
+		log.Warn("TETHER_VAULT_KEY is not set: generated a random vault key; sessions will not survive a restart and replicas cannot share them")
+	}
+	if cfg.SessionKeys == nil {
+		cfg.SessionKeys = [][]byte{randomKey()}
+		log.Warn("TETHER_SESSION_KEYS is not set: generated a random cookie key; users are logged out on every restart and replicas cannot share sessions")
+	}
+	v, err := vault.Open(ctx, cfg.RedisURL, cfg.VaultKey, vault.WithNow(cfg.Now))
+	if err != nil {
+		return nil, &ConfigError{"TETHER_REDIS_URL", err}
+	}
+	if addr := v.EmbeddedAddr(); addr != "" {
+		log.Info("TETHER_REDIS_URL is not set: using an embedded in-process Redis (one replica only)", "addr", addr)
+	}
+	p, err := provider.New(ctx, provider.Config{
+		Issuer: cfg.Issuer, AuthURL: cfg.AuthURL, TokenURL: cfg.TokenURL,
+		RevokeURL: cfg.RevokeURL, UserinfoURL: cfg.UserinfoURL,
+		ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Scopes: cfg.Scopes,
+		RedirectURL: cfg.PublicURL + wire.PathCallback,
+		HTTPClient:  &http.Client{Timeout: cfg.ProviderTimeout},
+	})
+	if err != nil {
+		v.Close()
+		return nil, &ConfigError{"TETHER_ISSUER", err}
+	}
+	s := newServer(cfg, v, p)
+	if cfg.WebDir != "" {
+		if s.web, err = newWebHandler(cfg.WebDir); err != nil {
+			v.Close()
+			return nil, &ConfigError{"TETHER_WEB_DIR", err}
+		}
+	}
+	s.engine = s.routes()
+	return s, nil
+}
+
+// newServer assembles a Server from its parts; New and tests use it.
+func newServer(cfg Config, v store, p oauthProvider) *Server {
+	s := &Server{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		vault:      v,
+		provider:   p,
+		metrics:    newMetrics(),
+		cookieName: "tether_session",
+		lease:      cfg.ProviderTimeout + 5*time.Second,
+	}
+	if cfg.secureCookies() {
+		s.cookieName = "__Host-tether_session"
+	}
+	return s
+}
+
+// Handler is the BFF's HTTP handler: /bff/*, /healthz, /readyz, /metrics
+// and, with WebDir, the page.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Close releases the vault (and stops the embedded Redis, if any).
+func (s *Server) Close() error { return s.vault.Close() }
+
+func (s *Server) routes() *gin.Engine {
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(s.recover, s.accessLog)
+
+	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
+	r.GET("/readyz", s.handleReady)
+	r.GET("/metrics", gin.WrapH(s.metrics.handler()))
+
+	keys := make([][]byte, 0, 2*len(s.cfg.SessionKeys))
+	for _, k := range s.cfg.SessionKeys {
+		keys = append(keys, derive(k, "tether cookie hmac"), derive(k, "tether cookie aes"))
+	}
+	cs := cookie.NewStore(keys...)
+	cs.Options(sessions.Options{
+		Path:     "/",
+		MaxAge:   int(s.cfg.SessionMaxAge / time.Second),
+		Secure:   s.cfg.secureCookies(),
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+	})
+	if m, ok := cs.(interface{ MaxAge(int) }); ok {
+		m.MaxAge(int(s.cfg.SessionMaxAge / time.Second)) // also bounds the cookie's signed timestamp
+	}
+
+	b := r.Group(wire.BasePath, noStore, sessions.Sessions(s.cookieName, cs))
+	b.GET("/login", s.handleLogin)
+	b.GET("/callback", s.handleCallback)
+	j := b.Group("", requireCSRF)
+	j.GET("/session", s.handleSession)
+	j.POST("/token", s.handleToken)
+	j.POST("/logout", s.handleLogout)
+
+	r.NoMethod(func(c *gin.Context) {
+		writeError(c, wire.ErrMethodNotAllowed, "", "this route does not take "+c.Request.Method)
+	})
+	r.NoRoute(func(c *gin.Context) {
+		if s.web != nil && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) && !isBFFPath(c.Request.URL.Path) {
+			s.web.ServeHTTP(c.Writer, c.Request)
+			return
+		}
+		writeError(c, wire.ErrNotFound, "", "no such route")
+	})
+	return r
+}
+
+func isBFFPath(p string) bool {
+	return p == wire.BasePath || len(p) > len(wire.BasePath) && p[:len(wire.BasePath)+1] == wire.BasePath+"/"
+}
+
+// noStore marks every BFF answer uncacheable: they carry tokens or
+// per-user state.
+func noStore(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.Header("Pragma", "no-cache")
+	c.Next()
+}
+
+// requireCSRF refuses a JSON request without X-CSRF: 1 before it has any
+// effect. A cross-site page cannot send that header without a CORS
+// preflight, which the BFF never grants.
+func requireCSRF(c *gin.Context) {
+	if c.GetHeader(wire.HeaderCSRF) != wire.CSRFValue {
+		writeError(c, wire.ErrCSRFHeaderMissing, "", "send the header "+wire.HeaderCSRF+": "+wire.CSRFValue+" with every BFF request")
+		c.Abort()
+		return
+	}
+	c.Next()
+}
+
+// recover turns a panic into a 500 without dumping the request (which
+// would log the cookie).
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+				panic(v)
+			}
+			s.log.Error("panic in handler", "path", c.Request.URL.Path, "panic", fmt.Sprint(v))
+			if !c.Writer.Written() {
+				writeError(c, wire.ErrInternal, "", "internal error")
+			}
+			c.Abort()
+		}
+	}()
+	c.Next()
+}
+
+// accessLog logs one line per request: never the query (it carries the
+// authorization code) and never a header.
+func (s *Server) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	level := slog.LevelDebug
+	if c.Writer.Status() >= 500 {
+		level = slog.LevelWarn
+	}
+	s.log.Log(c.Request.Context(), level, "request",
+		"method", c.Request.Method, "path", c.Request.URL.Path,
+		"status", c.Writer.Status(), "duration", time.Since(start))
+}
+
+func (s *Server) handleReady(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.vault.Ping(ctx); err != nil {
+		s.log.Warn("readyz: vault unreachable", "err", err)
+		c.String(http.StatusServiceUnavailable, "vault unreachable\n")
+		return
+	}
+	c.String(http.StatusOK, "ready\n")
+}
+
+// writeError sends the one error shape of the contract.
+func writeError(c *gin.Context, code, reason, msg string) {
+	c.Header("Cache-Control", "no-store")
+	c.JSON(wire.Status(code), wire.ErrorBody{Error: code, Reason: reason, Message: msg})
+}
+
+// randomKey returns 32 random bytes.
+func randomKey() []byte {
+	b := make([]byte, 32)
+	rand.Read(b) // never fails (crypto/rand)
+	return b
+}
+
+// derive makes a purpose-bound 32-byte key from a master key (HKDF-SHA256).
+func derive(key []byte, purpose string) []byte {
+	k, err := hkdf.Key(sha256.New, key, nil, purpose, 32)
+	if err != nil {
+		panic(err) // only for lengths HKDF-SHA256 cannot produce
+	}
+	return k
+}
