@@ -357,3 +357,13 @@ func readAll(t testing.TB, resp *http.Response) string {
 	}
 	return string(b)
 }
+
+// recordAt is a record whose token was issued at iat and lives life (0: no
+// expiry).
+func recordAt(iat time.Time, life time.Duration) *vault.Record {
+	rec := &vault.Record{AccessToken: "at", RefreshToken: "rt", IssuedAt: iat, Created: iat}
+	if life > 0 {
+		rec.Expiry = iat.Add(life)
+	}
+	return rec
+}

@@ -1,0 +1,229 @@
+package bff
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tetherauth/tether/bff/devprovider"
+	"github.com/tetherauth/tether/bff/vault/redistest"
+	"github.com/tetherauth/tether/shared/wire"
+)
+
+// stormOnce sends n concurrent /bff/token calls for one session, spread
+// over every replica, and checks that the provider refreshed exactly once
+// and that every caller got the same new token.
+func stormOnce(t *testing.T, s *stack, b *browser, n int, req func() *wire.TokenRequest, old string) {
+	t.Helper()
+	before := s.dev.Stats()
+	var wg sync.WaitGroup
+	got := make([]tokenResult, n)
+	for i := range n {
+		wg.Go(func() { got[i] = b.token(s.urls[i%len(s.urls)], req()) })
+	}
+	wg.Wait()
+	after := s.dev.Stats()
+	if d := after.RefreshToken - before.RefreshToken; d != 1 {
+		t.Errorf("provider refreshes = %d; want exactly 1", d)
+	}
+	if after.RefreshReuse != 0 {
+		t.Errorf("refresh token reuse = %d; want 0", after.RefreshReuse)
+	}
+	tokens := map[string]int{}
+	for _, r := range got {
+		if r.status != http.StatusOK {
+			t.Fatalf("a caller got %d %+v", r.status, r.err)
+		}
+		tokens[r.tok.AccessToken]++
+	}
+	if len(tokens) != 1 {
+		t.Fatalf("callers got %d different tokens; want 1", len(tokens))
+	}
+	for tok := range tokens {
+		if tok == old {
+			t.Fatal("callers got the old token")
+		}
+		if code := s.callAPI(tok); code != 200 {
+			t.Errorf("API with the new token = %d", code)
+		}
+	}
+}
+
+// TestRefreshStormAcrossReplicas: 3 BFFs on one Redis, 300 concurrent
+// calls for one session, on the embedded Redis and on a real redis-server.
+func TestRefreshStormAcrossReplicas(t *testing.T) {
+	redisURLs := map[string]func(t *testing.T) string{
+		"miniredis":    func(*testing.T) string { return "" },
+		"redis-server": func(t *testing.T) string { return "redis://" + redistest.Start(t).Addr },
+	}
+	for name, redisURL := range redisURLs {
+		t.Run(name, func(t *testing.T) {
+			s := newStack(t, stackOptions{replicas: 3, redisURL: redisURL(t)})
+			b := s.newBrowser()
+			b.login(s.urls[0], "/")
+			old := b.mustToken(s.urls[1], nil)
+
+			t.Run("after expire, force with the rejected token", func(t *testing.T) {
+				s.control("/control/expire")
+				stormOnce(t, s, b, 300, func() *wire.TokenRequest {
+					return &wire.TokenRequest{Force: true, Rejected: old.AccessToken}
+				}, old.AccessToken)
+			})
+			cur := b.mustToken(s.urls[2], nil)
+			t.Run("inside the buffer", func(t *testing.T) {
+				s.clock.Advance(45 * time.Second)
+				stormOnce(t, s, b, 300, func() *wire.TokenRequest { return nil }, cur.AccessToken)
+			})
+		})
+	}
+}
+
+// TestOutageModes: for every way the token endpoint can fail, nothing is
+// deleted, a still-valid token keeps being served, an expired one gets
+// 503 + Retry-After, and once the outage ends the same session refreshes.
+func TestOutageModes(t *testing.T) {
+	modes := []devprovider.OutageMode{
+		devprovider.Outage503, devprovider.Outage500, devprovider.OutageTimeout,
+		devprovider.OutageMalformed, devprovider.OutageReset, devprovider.OutageError200,
+	}
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			s := newStack(t, stackOptions{tune: func(c *Config) { c.ProviderTimeout = 300 * time.Millisecond }})
+			b := s.newBrowser()
+			b.login(s.urls[0], "/")
+			sid := s.sid(b)
+			first := b.mustToken(s.urls[0], nil)
+			s.control("/control/outage?mode=" + string(mode))
+
+			// Inside the buffer but not expired: the current token, flagged.
+			s.clock.Advance(40 * time.Second)
+			r := b.token(s.urls[0], nil)
+			if r.status != 200 || r.tok.AccessToken != first.AccessToken || !r.tok.Degraded || r.tok.RetryAfter < 1 {
+				t.Fatalf("valid token during outage: %d %+v %+v; want 200, the same token, degraded, retry_after", r.status, r.tok, r.err)
+			}
+			// Past expiry: 503 with Retry-After, never reconnect_required.
+			s.clock.Advance(25 * time.Second)
+			r = b.token(s.urls[0], nil)
+			if r.status != 503 || r.err.Error != wire.ErrProviderUnavailable {
+				t.Fatalf("expired token during outage: %d %+v; want 503 provider_unavailable", r.status, r.err)
+			}
+			if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 {
+				t.Errorf("Retry-After = %q; want whole seconds", r.header.Get("Retry-After"))
+			}
+			if !s.hasRecord(sid) {
+				t.Fatal("the outage deleted the session")
+			}
+			// The outage ends; after the back-off the same session refreshes.
+			s.control("/control/outage?mode=none")
+			s.clock.Advance(5 * time.Second)
+			fresh := b.mustToken(s.urls[0], nil)
+			if fresh.AccessToken == first.AccessToken || fresh.Degraded {
+				t.Fatalf("after the outage: %+v; want a new token", fresh)
+			}
+			if code := s.callAPI(fresh.AccessToken); code != 200 {
+				t.Errorf("API after recovery = %d", code)
+			}
+			s.assertNoSecrets(b)
+		})
+	}
+}
+
+// TestOutageBackoff: while the provider is down, repeated token calls do
+// not hammer it: one attempt per Retry-After window per process.
+func TestOutageBackoff(t *testing.T) {
+	s := newStack(t, stackOptions{tune: func(c *Config) { c.RetryAfter = 10 * time.Second }})
+	b := s.newBrowser()
+	b.login(s.urls[0], "/")
+	b.mustToken(s.urls[0], nil)
+	s.control("/control/outage?mode=500")
+	s.clock.Advance(40 * time.Second)
+	for i := range 20 {
+		if r := b.token(s.urls[0], nil); r.status != 200 || !r.tok.Degraded {
+			t.Fatalf("call %d: %d %+v", i, r.status, r.err)
+		}
+	}
+	if hits := s.dev.Stats().OutageHits; hits != 1 {
+		t.Errorf("provider was tried %d times in one back-off window; want 1", hits)
+	}
+}
+
+// TestSlowProviderCancelledClient: the caller gives up while the provider
+// is rotating the token; the rotated token must still be stored.
+func TestSlowProviderCancelledClient(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	b := s.newBrowser()
+	b.login(s.urls[0], "/")
+	old := b.mustToken(s.urls[0], nil)
+	s.control("/control/outage?mode=slow&delay=600ms")
+	s.clock.Advance(40 * time.Second)
+
+	impatient := *b.c
+	impatient.Timeout = 100 * time.Millisecond
+	r, _ := http.NewRequest(http.MethodPost, s.urls[0]+wire.PathToken, nil)
+	r.Header.Set(wire.HeaderCSRF, "1")
+	if resp, err := impatient.Do(r); err == nil {
+		resp.Body.Close()
+		t.Fatal("the impatient client was answered; the provider should be slow")
+	}
+	time.Sleep(900 * time.Millisecond) // the detached refresh finishes
+	s.control("/control/outage?mode=none")
+	tok := b.mustToken(s.urls[0], nil)
+	if tok.AccessToken == old.AccessToken {
+		t.Fatal("the refresh that the client abandoned was not stored")
+	}
+	st := s.dev.Stats()
+	if st.RefreshToken != 1 || st.RefreshReuse != 0 {
+		t.Errorf("stats %+v; want 1 refresh and no reuse", st)
+	}
+	if code := s.callAPI(tok.AccessToken); code != 200 {
+		t.Errorf("API = %d", code)
+	}
+}
+
+func TestBufferRule(t *testing.T) {
+	s := &Server{cfg: Config{RefreshBuffer: 5 * time.Minute}}
+	now := time.Unix(1_000_000, 0)
+	cases := []struct {
+		life, age time.Duration
+		want      bool
+	}{
+		{time.Hour, 54 * time.Minute, false},
+		{time.Hour, 55 * time.Minute, true},
+		{60 * time.Second, 29 * time.Second, false}, // buffer capped at 30 s
+		{60 * time.Second, 30 * time.Second, true},
+		{60 * time.Second, 90 * time.Second, true},
+		{0, 1000 * time.Hour, false}, // no expiry: never proactively
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("life=%v,age=%v", c.life, c.age), func(t *testing.T) {
+			rec := recordAt(now.Add(-c.age), c.life)
+			if got := s.needsRefresh(rec, now); got != c.want {
+				t.Errorf("needsRefresh = %v; want %v", got, c.want)
+			}
+		})
+	}
+}
+
+// TestRefreshRereadsUnderLock: a replica that read the record, then took
+// the lock after another replica had already refreshed and released it,
+// must adopt the stored token instead of refreshing again (which would
+// reuse a rotated refresh token).
+func TestRefreshRereadsUnderLock(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	b := s.newBrowser()
+	b.login(s.urls[0], "/")
+	cur := b.mustToken(s.urls[0], nil)
+	sid := s.sid(b)
+
+	o := s.bffs[0].refreshOnce(t.Context(), sid, "the token this replica saw before another replica refreshed", false)
+	if o.rec == nil || o.rec.AccessToken != cur.AccessToken {
+		t.Fatalf("refreshOnce = %+v; want the stored token adopted", o)
+	}
+	if st := s.dev.Stats(); st.RefreshToken != 0 {
+		t.Errorf("provider refreshes = %d; want 0", st.RefreshToken)
+	}
+}
