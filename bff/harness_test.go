@@ -85,8 +85,8 @@ type stack struct {
 
 type stackOptions struct {
 	replicas int
-	redisURL string         // "" = the first replica's embedded Redis
-	tune     func(*Config)  // adjusts every replica's Config
+	redisURL string        // "" = the first replica's embedded Redis
+	tune     func(*Config) // adjusts every replica's Config
 	devTune  func(*devprovider.Config)
 }
 
