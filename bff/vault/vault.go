@@ -1,0 +1,295 @@
+package vault
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrNotFound reports that there is no session record or login state under
+// the id, or that what is stored there does not decrypt and authenticate
+// under the vault's key (which the caller treats the same way and may
+// overwrite). It is never returned for a Redis or network failure.
+var ErrNotFound = errors.New("vault: not found")
+
+// ErrLocked reports that TryLock found the lock held by someone else.
+var ErrLocked = errors.New("vault: locked")
+
+// ErrLockLost reports that a Lock's token no longer holds the lock: its lease
+// ran out and it expired, or another holder has taken it since.
+var ErrLockLost = errors.New("vault: lock lost")
+
+// DefaultPrefix namespaces every key the vault writes unless WithPrefix
+// says otherwise.
+const DefaultPrefix = "tether:"
+
+// KeySize is the length in bytes of the vault's AES-256 key.
+const KeySize = 32
+
+// Record is what the vault keeps per session. It is JSON-encoded, then
+// sealed with AES-256-GCM. It holds no ID token.
+type Record struct {
+	AccessToken   string    `json:"at"`
+	TokenType     string    `json:"tt,omitempty"`
+	RefreshToken  string    `json:"rt,omitempty"`
+	Scope         string    `json:"sc,omitempty"`
+	Subject       string    `json:"sub,omitempty"`
+	Name          string    `json:"name,omitempty"`
+	IssuedAt      time.Time `json:"iat"`           // when AccessToken was obtained
+	Expiry        time.Time `json:"exp,omitzero"`  // AccessToken expiry; zero = unknown or non-expiring
+	RefreshExpiry time.Time `json:"rexp,omitzero"` // refresh token expiry; zero = unknown
+	Created       time.Time `json:"created"`       // when the session was created (login)
+}
+
+// Login is the transient state kept between the login redirect and the
+// callback: the PKCE verifier, the OIDC nonce and where to go afterwards.
+type Login struct {
+	Verifier string    `json:"v"`
+	Nonce    string    `json:"n,omitempty"`
+	ReturnTo string    `json:"r"`
+	Created  time.Time `json:"c"`
+}
+
+// Vault stores session records, login states and refresh locks in Redis.
+// Values are encrypted and bound to their key; ids are hashed before they
+// become keys. A Vault is safe for concurrent use.
+type Vault struct {
+	rdb    redis.UniversalClient
+	aead   cipher.AEAD
+	prefix string
+	now    func() time.Time
+
+	mr        *miniredis.Miniredis // started by Open(""), else nil
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Option configures a Vault made by New or Open.
+type Option func(*Vault)
+
+// WithPrefix namespaces the vault's keys, so several applications (or
+// tests) can share one Redis database. The default is DefaultPrefix.
+func WithPrefix(prefix string) Option {
+	return func(v *Vault) { v.prefix = prefix }
+}
+
+// WithNow sets the clock the vault reads to fill a zero Record.Created,
+// Record.IssuedAt or Login.Created. The default is time.Now. Expiry of keys
+// is Redis's business and does not depend on it.
+func WithNow(now func() time.Time) Option {
+	return func(v *Vault) { v.now = now }
+}
+
+// New wraps a go-redis client. key must be KeySize (32) bytes; it is the
+// AES-256-GCM key for every value the vault writes. The vault owns client
+// from then on: Close closes it.
+func New(client redis.UniversalClient, key []byte, opts ...Option) (*Vault, error) {
+	if client == nil {
+		return nil, errors.New("vault: nil redis client")
+	}
+	if len(key) != KeySize {
+		return nil, fmt.Errorf("vault: key is %d bytes, want %d", len(key), KeySize)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("vault: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("vault: %w", err)
+	}
+	v := &Vault{rdb: client, aead: aead, prefix: DefaultPrefix, now: time.Now}
+	for _, o := range opts {
+		o(v)
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	return v, nil
+}
+
+// Get returns the record of session sid. It returns an error wrapping
+// ErrNotFound when there is none or it does not authenticate, and any other
+// error when Redis cannot be asked, in which case the caller should answer
+// "unavailable" and delete nothing.
+func (v *Vault) Get(ctx context.Context, sid string) (*Record, error) {
+	key := v.sessionKey(sid)
+	var rec Record
+	if err := v.load(ctx, key, false, "get session", &rec); err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+// Put stores rec as the record of session sid, replacing any previous one,
+// and sets it to expire after ttl, which must be positive. A zero
+// rec.Created or rec.IssuedAt is stored as the vault's current time; rec
+// itself is not modified.
+func (v *Vault) Put(ctx context.Context, sid string, rec *Record, ttl time.Duration) error {
+	if rec == nil {
+		return errors.New("vault: put session: nil record")
+	}
+	r := *rec
+	if r.Created.IsZero() {
+		r.Created = v.now()
+	}
+	if r.IssuedAt.IsZero() {
+		r.IssuedAt = v.now()
+	}
+	if err := v.store(ctx, v.sessionKey(sid), sid, &r, ttl); err != nil {
+		return fmt.Errorf("vault: put session: %w", err)
+	}
+	return nil
+}
+
+// Delete removes the record of session sid. Deleting a record that does not
+// exist is not an error.
+func (v *Vault) Delete(ctx context.Context, sid string) error {
+	if err := v.rdb.Del(ctx, v.sessionKey(sid)).Err(); err != nil {
+		return fmt.Errorf("vault: delete session: %w", err)
+	}
+	return nil
+}
+
+// PutLogin stores the login state l under the OAuth state parameter for
+// ttl, which must be positive. A zero l.Created is stored as the current
+// time.
+func (v *Vault) PutLogin(ctx context.Context, state string, l *Login, ttl time.Duration) error {
+	if l == nil {
+		return errors.New("vault: put login: nil login")
+	}
+	c := *l
+	if c.Created.IsZero() {
+		c.Created = v.now()
+	}
+	if err := v.store(ctx, v.loginKey(state), state, &c, ttl); err != nil {
+		return fmt.Errorf("vault: put login: %w", err)
+	}
+	return nil
+}
+
+// TakeLogin returns the login state stored under state and deletes it in the
+// same step (GETDEL), so of any number of concurrent callers exactly one
+// gets it and the others get ErrNotFound.
+func (v *Vault) TakeLogin(ctx context.Context, state string) (*Login, error) {
+	var l Login
+	if err := v.load(ctx, v.loginKey(state), true, "take login", &l); err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
+
+// Ping checks that Redis answers.
+func (v *Vault) Ping(ctx context.Context) error {
+	if err := v.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("vault: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes the Redis client and, when Open started one, the in-process
+// miniredis. Calling it again returns the first call's result.
+func (v *Vault) Close() error {
+	v.closeOnce.Do(func() {
+		if err := v.rdb.Close(); err != nil {
+			v.closeErr = fmt.Errorf("vault: close: %w", err)
+		}
+		if v.mr != nil {
+			v.mr.Close()
+		}
+	})
+	return v.closeErr
+}
+
+// EmbeddedAddr returns the address of the in-process miniredis that Open
+// started, or "" when the vault talks to an outside Redis. Other clients
+// (say, a second BFF in a test) can share the vault's data through it.
+func (v *Vault) EmbeddedAddr() string {
+	if v.mr == nil {
+		return ""
+	}
+	return v.mr.Addr()
+}
+
+// Key layout. Ids are hashed so that a dump of Redis does not reveal the
+// session cookie's value or a pending login's state.
+func (v *Vault) sessionKey(sid string) string { return v.prefix + "s:" + hashID(sid) }
+func (v *Vault) loginKey(state string) string { return v.prefix + "l:" + hashID(state) }
+func (v *Vault) lockKey(sid string) string    { return v.prefix + "lock:" + hashID(sid) }
+
+func hashID(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// store seals val for key and SETs it with a millisecond TTL.
+func (v *Vault) store(ctx context.Context, key, id string, val any, ttl time.Duration) error {
+	if id == "" {
+		return errors.New("empty id")
+	}
+	if ttl <= 0 {
+		return fmt.Errorf("ttl %v is not positive", ttl)
+	}
+	plain, err := json.Marshal(val)
+	if err != nil {
+		return err
+	}
+	return v.rdb.Set(ctx, key, v.seal(key, plain), ttl).Err()
+}
+
+// load GETs (or GETDELs) key and opens it into val. A missing key, or a
+// value that does not open or decode, is ErrNotFound; anything else is a
+// Redis failure, wrapped with op.
+func (v *Vault) load(ctx context.Context, key string, del bool, op string, val any) error {
+	var cmd *redis.StringCmd
+	if del {
+		cmd = v.rdb.GetDel(ctx, key)
+	} else {
+		cmd = v.rdb.Get(ctx, key)
+	}
+	blob, err := cmd.Bytes()
+	if errors.Is(err, redis.Nil) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("vault: %s: %w", op, err)
+	}
+	plain, err := v.open(key, blob)
+	if err != nil {
+		// The cause (wrong key, tampering, a value moved from another key)
+		// is deliberately not told apart: none of it is for a log line.
+		return fmt.Errorf("vault: %s: stored value does not authenticate: %w", op, ErrNotFound)
+	}
+	if err := json.Unmarshal(plain, val); err != nil {
+		return fmt.Errorf("vault: %s: stored value does not decode: %w", op, ErrNotFound)
+	}
+	return nil
+}
+
+// seal encrypts plain with a fresh random nonce and the Redis key as
+// additional data, and returns nonce||ciphertext||tag.
+func (v *Vault) seal(key string, plain []byte) []byte {
+	ns := v.aead.NonceSize()
+	out := make([]byte, ns, ns+len(plain)+v.aead.Overhead())
+	rand.Read(out) // never fails (crypto/rand, Go 1.24+)
+	return v.aead.Seal(out, out, plain, []byte(key))
+}
+
+func (v *Vault) open(key string, blob []byte) ([]byte, error) {
+	ns := v.aead.NonceSize()
+	if len(blob) < ns+v.aead.Overhead() {
+		return nil, errors.New("short value")
+	}
+	return v.aead.Open(nil, blob[:ns], blob[ns:], []byte(key))
+}
