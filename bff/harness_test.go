@@ -74,7 +74,7 @@ func (s *syncBuffer) String() string {
 // stack is a dev provider and one or more BFF replicas on loopback, all
 // real HTTP, sharing one vault.
 type stack struct {
-	t      *testing.T
+	t      testing.TB
 	clock  *clock
 	dev    *devprovider.Provider
 	devURL string
@@ -107,7 +107,7 @@ func serve(t testing.TB, ln net.Listener, h http.Handler) {
 	t.Cleanup(func() { srv.Close() })
 }
 
-func newStack(t *testing.T, o stackOptions) *stack {
+func newStack(t testing.TB, o stackOptions) *stack {
 	t.Helper()
 	if o.replicas == 0 {
 		o.replicas = 1
@@ -173,7 +173,7 @@ func (s *stack) control(path string) {
 // browser is an HTTP client with a cookie jar that records everything it
 // receives, so a test can assert no secret ever reached it.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	c    *http.Client
 	mu   sync.Mutex
 	seen bytes.Buffer
@@ -367,3 +367,5 @@ func recordAt(iat time.Time, life time.Duration) *vault.Record {
 	}
 	return rec
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -107,6 +107,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Scopes: cfg.Scopes,
 		RedirectURL: cfg.PublicURL + wire.PathCallback,
 		HTTPClient:  &http.Client{Timeout: cfg.ProviderTimeout},
+		Now:         cfg.Now,
 	})
 	if err != nil {
 		v.Close()

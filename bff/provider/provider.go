@@ -38,6 +38,8 @@ type Config struct {
 	// HTTPClient talks to the provider; its Timeout bounds every call.
 	// Default: a client with a 10-second timeout.
 	HTTPClient *http.Client
+	// Now is the clock that expires_in counts from. Default time.Now.
+	Now func() time.Time
 }
 
 // Grant is what a successful code exchange or refresh produced.
@@ -77,6 +79,9 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if cfg.RedirectURL == "" {
 		return nil, errors.New("provider: redirect URL is empty")
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	client := cfg.HTTPClient
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
@@ -85,7 +90,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		client:      client,
 		revokeURL:   cfg.RevokeURL,
 		userinfoURL: cfg.UserinfoURL,
-		now:         time.Now,
+		now:         cfg.Now,
 		oauth: oauth2.Config{
 			ClientID:     cfg.ClientID,
 			ClientSecret: cfg.ClientSecret,
@@ -224,6 +229,10 @@ func (p *Provider) grant(tok *oauth2.Token) *Grant {
 		TokenType:    tok.TokenType,
 		RefreshToken: tok.RefreshToken,
 		Expiry:       tok.Expiry,
+	}
+	if tok.ExpiresIn > 0 {
+		// x/oauth2 counts from time.Now; count from our clock instead.
+		g.Expiry = p.now().Add(time.Duration(tok.ExpiresIn) * time.Second)
 	}
 	if g.TokenType == "" || strings.EqualFold(g.TokenType, "bearer") {
 		g.TokenType = "Bearer"
