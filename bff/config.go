@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -170,7 +171,7 @@ func (c *Config) validate() error {
 		return &ConfigError{"TETHER_PUBLIC_URL", errors.New("is empty; set it to the origin the browser uses, e.g. http://127.0.0.1:8080")}
 	}
 	u, err := url.Parse(c.PublicURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return &ConfigError{"TETHER_PUBLIC_URL", fmt.Errorf("%q is not an origin like https://app.example", c.PublicURL)}
 	}
 	c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
@@ -236,6 +237,12 @@ func (c *Config) secureCookies() bool {
 	return !strings.HasPrefix(c.PublicURL, "http://")
 }
 
+// isLoopbackHost reports whether h is localhost or a loopback IP address
+// (not a DNS name like 127.attacker.example).
 func isLoopbackHost(h string) bool {
-	return h == "localhost" || h == "::1" || strings.HasPrefix(h, "127.")
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }

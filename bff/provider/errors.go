@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	"golang.org/x/oauth2"
 )
@@ -30,7 +33,8 @@ var ErrBadResponse = fmt.Errorf("bad response: %w", ErrUnavailable)
 
 // revokedCodes are the error codes that mean the grant is gone.
 var revokedCodes = map[string]bool{
-	"invalid_grant": true,
+	"invalid_grant":     true,
+	"bad_refresh_token": true, // GitHub, with HTTP 200
 }
 
 // Error is a failed token-endpoint call, reduced to what is safe to log:
@@ -66,8 +70,10 @@ func (e *Error) Unwrap() []error {
 	return []error{e.kind}
 }
 
-// classify turns an x/oauth2 error into an *Error.
-func classify(err error) error {
+// classify turns an x/oauth2 error into an *Error. secrets (the refresh
+// token, the client secret, a code or verifier) are cut out of the
+// provider's error_description, which may echo them.
+func classify(err error, secrets ...string) error {
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) {
 		// No usable response: the connection failed, timed out, or the body
@@ -79,7 +85,7 @@ func classify(err error) error {
 		}
 		return e
 	}
-	e := &Error{Code: re.ErrorCode, Description: trim(re.ErrorDescription, 200), kind: ErrUnavailable}
+	e := &Error{Code: re.ErrorCode, Description: trim(redact(re.ErrorDescription, secrets), 200), kind: ErrUnavailable}
 	if re.Response != nil {
 		e.Status = re.Response.StatusCode
 		e.RetryAfter = retryAfter(re.Response.Header.Get("Retry-After"))
@@ -121,6 +127,27 @@ func retryAfter(v string) time.Duration {
 	return 0
 }
 
+// redact replaces, in a provider's error_description, each of secrets and
+// every word that looks like a token (20 or more token characters, with
+// letters and digits) by "[redacted]".
+func redact(s string, secrets []string) string {
+	for _, v := range secrets {
+		if v != "" {
+			s = strings.ReplaceAll(s, v, "[redacted]")
+		}
+	}
+	return tokenLike.ReplaceAllStringFunc(s, func(w string) string {
+		if strings.ContainsAny(w, "0123456789") && strings.IndexFunc(w, unicode.IsLetter) >= 0 {
+			return "[redacted]"
+		}
+		return w
+	})
+}
+
+// tokenLike matches runs of the characters opaque tokens, JWTs and base64
+// are made of.
+var tokenLike = regexp.MustCompile(`[A-Za-z0-9_.~+/=-]{20,}`)
+
 func trim(s string, n int) string {
 	if len(s) > n {
 		return s[:n]
@@ -134,6 +161,8 @@ func extraSeconds(v any) int64 {
 	switch x := v.(type) {
 	case float64:
 		return int64(x)
+	case int64: // a number in a form-encoded response (GitHub), via Token.Extra
+		return x
 	case json.Number:
 		n, _ := x.Int64()
 		return n

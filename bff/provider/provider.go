@@ -96,7 +96,10 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 			ClientSecret: cfg.ClientSecret,
 			RedirectURL:  cfg.RedirectURL,
 			Scopes:       cfg.Scopes,
-			Endpoint:     oauth2.Endpoint{AuthURL: cfg.AuthURL, TokenURL: cfg.TokenURL},
+			Endpoint: oauth2.Endpoint{
+				AuthURL: cfg.AuthURL, TokenURL: cfg.TokenURL,
+				AuthStyle: authStyle(cfg.ClientSecret, nil),
+			},
 		},
 	}
 	if cfg.Issuer != "" {
@@ -126,8 +129,9 @@ func (p *Provider) discover(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("provider: discovery at %s: %w", cfg.Issuer, err)
 	}
 	var meta struct {
-		Revocation string `json:"revocation_endpoint"`
-		Userinfo   string `json:"userinfo_endpoint"`
+		Revocation  string   `json:"revocation_endpoint"`
+		Userinfo    string   `json:"userinfo_endpoint"`
+		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
 	}
 	if err := op.Claims(&meta); err != nil {
 		return fmt.Errorf("provider: discovery document of %s: %w", cfg.Issuer, err)
@@ -139,6 +143,7 @@ func (p *Provider) discover(ctx context.Context, cfg Config) error {
 	if p.oauth.Endpoint.TokenURL == "" {
 		p.oauth.Endpoint.TokenURL = ep.TokenURL
 	}
+	p.oauth.Endpoint.AuthStyle = authStyle(cfg.ClientSecret, meta.AuthMethods)
 	if p.revokeURL == "" {
 		p.revokeURL = meta.Revocation
 	}
@@ -149,6 +154,20 @@ func (p *Provider) discover(ctx context.Context, cfg Config) error {
 		p.verifier = op.Verifier(&oidc.Config{ClientID: cfg.ClientID, Now: func() time.Time { return p.now() }})
 	}
 	return nil
+}
+
+// authStyle picks, once, how the client authenticates at the token
+// endpoint, so that x/oauth2 never probes: its probe repeats a failed
+// request the other way, which presents a refresh token twice (perhaps
+// after the server rotated it) and doubles the time an outage takes.
+// HTTP Basic is what every server must support (RFC 6749 section 2.3.1,
+// the RFC 8414 default); a public client, or a server that lists
+// client_secret_post but not client_secret_basic, gets the form.
+func authStyle(secret string, methods []string) oauth2.AuthStyle {
+	if secret == "" || len(methods) > 0 && !slices.Contains(methods, "client_secret_basic") && slices.Contains(methods, "client_secret_post") {
+		return oauth2.AuthStyleInParams
+	}
+	return oauth2.AuthStyleInHeader
 }
 
 // OIDC reports whether logins carry a nonce and return a verified ID token.
@@ -176,7 +195,7 @@ func (p *Provider) Exchange(ctx context.Context, code, verifier, nonce string) (
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, p.client)
 	tok, err := p.oauth.Exchange(ctx, code, oauth2.VerifierOption(verifier))
 	if err != nil {
-		return nil, fmt.Errorf("provider: code exchange: %w", classify(err))
+		return nil, fmt.Errorf("provider: code exchange: %w", classify(err, code, verifier, p.oauth.ClientSecret))
 	}
 	g := p.grant(tok)
 	if p.OIDC() {
@@ -211,7 +230,7 @@ func (p *Provider) Refresh(ctx context.Context, refreshToken string) (*Grant, er
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, p.client)
 	tok, err := p.oauth.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
-		return nil, fmt.Errorf("provider: refresh: %w", classify(err))
+		return nil, fmt.Errorf("provider: refresh: %w", classify(err, refreshToken, p.oauth.ClientSecret))
 	}
 	g := p.grant(tok)
 	if g.RefreshToken == refreshToken {
@@ -230,9 +249,10 @@ func (p *Provider) grant(tok *oauth2.Token) *Grant {
 		RefreshToken: tok.RefreshToken,
 		Expiry:       tok.Expiry,
 	}
-	if tok.ExpiresIn > 0 {
-		// x/oauth2 counts from time.Now; count from our clock instead.
-		g.Expiry = p.now().Add(time.Duration(tok.ExpiresIn) * time.Second)
+	// x/oauth2 counts from time.Now; count from our clock instead. It
+	// leaves ExpiresIn zero for a form-encoded response.
+	if secs := max(tok.ExpiresIn, extraSeconds(tok.Extra("expires_in"))); secs > 0 {
+		g.Expiry = p.now().Add(time.Duration(secs) * time.Second)
 	}
 	if g.TokenType == "" || strings.EqualFold(g.TokenType, "bearer") {
 		g.TokenType = "Bearer"
