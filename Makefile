@@ -6,7 +6,7 @@ GOROOT    := $(shell $(GO) env GOROOT)
 DIST      := web/dist
 WASMFLAGS := -trimpath -ldflags='-s -w'
 
-.PHONY: all run test deps vet e2e bench build clean
+.PHONY: all run test deps vet web e2e bench build clean
 
 all: build
 
@@ -14,8 +14,14 @@ all: build
 build:
 	$(GO) build -o bin/ ./bff/cmd/...
 
+## web: the WASM client, content-hashed and pre-compressed, plus wasm_exec.js
+## from this Go toolchain, into web/dist
+web:
+	GOOS=js GOARCH=wasm $(GO) build $(WASMFLAGS) -o $(DIST)/tether.wasm ./wasm
+	$(GO) run ./bff/cmd/tether-assets -goroot "$(GOROOT)" $(DIST)
+
 ## run: the whole demo (dev provider, BFF with embedded Redis, the page); Ctrl-C stops it
-run:
+run: web
 	$(GO) run ./bff/cmd/tether-demo
 
 ## deps: install redis-server and chromium when missing (apt-get as root)
@@ -26,11 +32,13 @@ deps:
 vet:
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	GOOS=js GOARCH=wasm $(GO) vet ./shared/...
+	GOOS=js GOARCH=wasm $(GO) vet ./wasm/... ./shared/...
 
-## test: everything, with the race detector
-test: deps vet
+## test: everything: host tests with the race detector (the e2e tests drive
+## headless Chromium), and the WASM bindings under Node
+test: deps vet web
 	$(GO) test -race -count=1 ./...
+	GOOS=js GOARCH=wasm $(GO) test -count=1 -exec="$(GOROOT)/lib/wasm/go_js_wasm_exec" ./wasm/... ./shared/...
 
 ## bench: Go benchmarks of the vault and the /bff/token hot path
 bench: deps

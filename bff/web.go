@@ -1,8 +1,13 @@
 package bff
 
-import "net/http"
+import (
+	"net/http"
 
-// newWebHandler serves the page and the WASM client from dir.
+	"github.com/tetherauth/tether/bff/assets"
+)
+
+// newWebHandler serves the page and the WASM client from dir (built by
+// `make web` into dir/dist).
 func newWebHandler(dir string) (http.Handler, error) {
-	return http.FileServer(http.Dir(dir)), nil
+	return assets.New(dir)
 }

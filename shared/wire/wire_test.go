@@ -1,8 +1,11 @@
-package wire
+package wire_test
 
 import (
 	"reflect"
 	"testing"
+
+	. "github.com/tetherauth/tether/shared/wire"
+	"github.com/tetherauth/tether/shared/wire/wiretest"
 )
 
 func TestStatus(t *testing.T) {
@@ -41,9 +44,9 @@ func TestJSONNames(t *testing.T) {
 		{TokenRequest{}, []string{"force", "rejected"}},
 	}
 	for _, c := range cases {
-		got := JSONNames(c.v)
+		got := wiretest.JSONNames(c.v)
 		if !reflect.DeepEqual(got, c.want) {
-			t.Errorf("JSONNames(%T) = %q; want %q", c.v, got, c.want)
+			t.Errorf("wiretest.JSONNames(%T) = %q; want %q", c.v, got, c.want)
 		}
 	}
 }

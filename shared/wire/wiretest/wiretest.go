@@ -1,4 +1,8 @@
-package wire
+// Package wiretest helps tests on both sides of the contract check that
+// what they read and write matches shared/wire. It uses reflect, which the
+// WebAssembly client must not link, so it lives apart from package wire
+// and only tests import it.
+package wiretest
 
 import (
 	"reflect"
@@ -6,8 +10,7 @@ import (
 )
 
 // JSONNames lists the JSON member names of a struct value's fields, in
-// field order, as their tags give them. Tests on both sides use it to check
-// that what they read and write matches this contract.
+// field order, as their tags give them.
 func JSONNames(v any) []string {
 	t := reflect.TypeOf(v)
 	var names []string

@@ -1,0 +1,352 @@
+//go:build js && wasm
+
+// Command wasm is Tether's browser client compiled to WebAssembly. It holds
+// only the syscall/js bindings: the policy is in package client. It asks
+// the BFF for tokens with the page's fetch and reads them with the
+// browser's JSON parser, so the binary carries neither net/http nor
+// encoding/json; nor time, context or fmt (see package client's doc and
+// size_test.go for the budget).
+//
+// At start it hands its bridge to globalThis.__tether_ready(bridge), which
+// web/tether.js sets before go.run (which never resolves); the bridge is
+// not left in any global, so that other scripts cannot read tokens from
+// it. It has two functions:
+//
+//	cached(origin) -> token (a fresh token for an API origin)
+//	                | ""    (an API origin without a fresh token: call "token")
+//	                | null  (not an API origin, or not configured)
+//	    The hot path: synchronous, no goroutine, no Promise.
+//	call(op, ...args), where op is one of
+//	    "configure", bff, apiOrigins, fetch, emit, lock, share -> undefined | Error
+//	        bff: base path ("/bff"); apiOrigins: array of origins;
+//	        fetch: the page's own fetch; emit(type, expiresAt, reason,
+//	        retryAfterSeconds); lock(run) -> Promise, runs run() (which
+//	        returns a Promise) under navigator.locks; share(token,
+//	        expiresAt, expiresIn, refreshBuffer) posts to sibling tabs.
+//	        lock and share may be null.
+//	    "token"                     -> Promise<string>
+//	    "recover", rejected         -> Promise<string>, after an API's 401
+//	    "offer", token, expiresAt, expiresIn, refreshBuffer: a sibling's token
+//	    "prefetch", "visible", "login", "restart", "logout" -> undefined
+//	    "state"                     -> [connected, expiresAt, degraded, reason]
+//
+// Promises reject with an Error named TetherReconnectRequired (reason),
+// TetherUnavailable (reason, retryAfter in seconds) or TetherError.
+//
+// One call function rather than one per operation: every js.FuncOf
+// closure costs binary size (size_test.go keeps the budget).
+package main
+
+import (
+	"sync"
+	"sync/atomic"
+	"syscall/js"
+
+	"github.com/tetherauth/tether/shared/wire"
+	"github.com/tetherauth/tether/wasm/client"
+)
+
+var (
+	global    = js.Global()
+	jsObject  = global.Get("Object")
+	jsPromise = global.Get("Promise")
+	jsError   = global.Get("Error")
+)
+
+// requestTimeout bounds every request to the BFF, in milliseconds.
+const requestTimeout = 30_000
+
+func main() {
+	ready := global.Get("__tether_ready")
+	if ready.Type() != js.TypeFunction {
+		println("tether: start me with Tether.start (web/tether.js)")
+		return
+	}
+	b := &bridge{}
+	ready.Invoke(b.export())
+	select {}
+}
+
+// bridge is the object JS sees.
+type bridge struct {
+	c     atomic.Pointer[client.Client]
+	bff   string   // base path of the BFF, e.g. "/bff"
+	fetch js.Value // the page's original fetch
+}
+
+// export builds the JS object: cached, the hot path, and call for the
+// rest. Its two functions live as long as the page.
+func (b *bridge) export() js.Value {
+	o := jsObject.New()
+	o.Set("cached", js.FuncOf(b.cached))
+	o.Set("call", js.FuncOf(b.call))
+	return o
+}
+
+// call runs the operation named by its first argument.
+func (b *bridge) call(_ js.Value, args []js.Value) any {
+	if len(args) == 0 {
+		return jsError.New("tether: call needs an operation")
+	}
+	op := str(args, 0)
+	args = args[1:]
+	if op == "configure" {
+		return b.configure(args)
+	}
+	c := b.c.Load()
+	if c == nil {
+		return jsError.New("tether: not configured")
+	}
+	switch op {
+	case "token":
+		return promise(c.Token)
+	case "recover":
+		rejected := str(args, 0)
+		return promise(func() (string, error) { return c.Recover(rejected) })
+	case "offer":
+		c.Offer(wire.TokenResponse{
+			AccessToken: str(args, 0), TokenType: wire.TokenTypeBearer,
+			ExpiresAt: num(args, 1), ExpiresIn: num(args, 2), RefreshBuffer: num(args, 3),
+		})
+	case "prefetch":
+		c.Prefetch()
+	case "visible":
+		c.Visible()
+	case "login":
+		c.Reset()
+	case "restart":
+		c.Reset()
+		c.Prefetch()
+	case "logout":
+		c.Logout()
+	case "state":
+		s := c.State()
+		return []any{s.Connected, s.ExpiresAt, s.Degraded, s.Reason}
+	default:
+		return jsError.New("tether: no operation " + op)
+	}
+	return nil
+}
+
+// configure builds the client.
+func (b *bridge) configure(args []js.Value) any {
+	if b.c.Load() != nil {
+		return jsError.New("tether: already configured")
+	}
+	b.bff = str(args, 0)
+	if b.bff == "" {
+		b.bff = wire.BasePath
+	}
+	var origins []string
+	if list := arg(args, 1); list.InstanceOf(global.Get("Array")) {
+		for i := 0; i < list.Length(); i++ {
+			origins = append(origins, str([]js.Value{list.Index(i)}, 0))
+		}
+	}
+	b.fetch = arg(args, 2)
+	if b.fetch.Type() != js.TypeFunction {
+		b.fetch = global.Get("fetch")
+	}
+	cfg := client.Config{
+		Source:     source{b},
+		APIOrigins: origins,
+		Now:        now,
+		AfterFunc:  afterFunc,
+		Rand:       func() float64 { return global.Get("Math").Call("random").Float() },
+		// The fetch gives up at requestTimeout; the lock wait adds to it.
+		RequestTimeout: 2 * requestTimeout,
+	}
+	if emit := arg(args, 3); emit.Type() == js.TypeFunction {
+		cfg.OnEvent = func(e client.Event) {
+			emit.Invoke(e.Kind, e.ExpiresAt, e.Reason, seconds(e.RetryAfter))
+		}
+	}
+	if lock := arg(args, 4); lock.Type() == js.TypeFunction {
+		cfg.Lock = locker{lock}
+	}
+	if share := arg(args, 5); share.Type() == js.TypeFunction {
+		cfg.Peers = peers{share}
+	}
+	c, err := client.New(cfg)
+	if err != nil {
+		return jsError.New("tether: " + err.Error())
+	}
+	b.c.Store(c)
+	return nil
+}
+
+// cached is the hot path of every API call.
+func (b *bridge) cached(_ js.Value, args []js.Value) any {
+	c := b.c.Load()
+	if c == nil {
+		return nil
+	}
+	origin := str(args, 0)
+	if tok, ok := c.Cached(origin); ok {
+		return tok
+	}
+	if c.Allowed(origin) {
+		return ""
+	}
+	return nil
+}
+
+// promise returns a Promise settled by f, which runs on a goroutine: a
+// js.FuncOf callback must not block.
+func promise(f func() (string, error)) js.Value {
+	executor := js.FuncOf(func(_ js.Value, args []js.Value) any {
+		resolve, reject := args[0], args[1]
+		go func() {
+			v, err := f()
+			if err != nil {
+				reject.Invoke(toJSError(err))
+				return
+			}
+			resolve.Invoke(v)
+		}()
+		return nil
+	})
+	defer executor.Release() // the Promise constructor has called it
+	return jsPromise.New(executor)
+}
+
+// toJSError turns a client error into an Error the page can tell apart by
+// name. The client returns its error types unwrapped, so a type switch
+// does (errors.As would add reflectlite).
+func toJSError(err error) js.Value {
+	name, reason, retryAfter := "TetherError", "", int64(0)
+	switch err := err.(type) {
+	case *client.ReconnectError:
+		name, reason = "TetherReconnectRequired", err.Reason
+	case *client.UnavailableError:
+		name, reason, retryAfter = "TetherUnavailable", err.Reason, err.RetryAfter
+	}
+	e := jsError.New(err.Error())
+	e.Set("name", name)
+	e.Set("reason", reason)
+	e.Set("retryAfter", seconds(retryAfter))
+	return e
+}
+
+// seconds turns milliseconds into the seconds JS callers see.
+func seconds(ms int64) float64 { return float64(ms) / 1000 }
+
+// locker runs f inside the page's lock(run) hook (navigator.locks): run
+// returns a Promise that settles when f is done.
+type locker struct{ lock js.Value }
+
+func (l locker) WithLock(f func() error) error {
+	var ferr error
+	run := js.FuncOf(func(js.Value, []js.Value) any {
+		return promise(func() (string, error) {
+			ferr = f()
+			return "", nil
+		})
+	})
+	defer run.Release()
+	if _, err := await(l.lock.Invoke(run)); err != nil {
+		return err
+	}
+	return ferr
+}
+
+// peers passes a token to the page's share hook (a BroadcastChannel).
+type peers struct{ share js.Value }
+
+func (p peers) Share(tr wire.TokenResponse) {
+	p.share.Invoke(tr.AccessToken, tr.ExpiresAt, tr.ExpiresIn, tr.RefreshBuffer)
+}
+
+var (
+	_ client.TokenSource = source{}
+	_ client.Locker      = locker{}
+	_ client.Peers       = peers{}
+)
+
+// arg returns args[i], or undefined.
+func arg(args []js.Value, i int) js.Value {
+	if i < len(args) {
+		return args[i]
+	}
+	return js.Undefined()
+}
+
+// str returns args[i] if it is a string, else "" (Value.String would give
+// "<number: 1>").
+func str(args []js.Value, i int) string {
+	if v := arg(args, i); v.Type() == js.TypeString {
+		return v.String()
+	}
+	return ""
+}
+
+// catch turns an exception thrown by JS code that Go called (a js.Error
+// panic) into *err, so that a misbehaving page cannot crash the client.
+func catch(err *error) {
+	if r := recover(); r != nil {
+		e, ok := r.(js.Error)
+		if !ok {
+			panic(r)
+		}
+		*err = rejection("wasm: " + e.Error())
+	}
+}
+
+// num returns args[i] if it is a number, else 0.
+func num(args []js.Value, i int) int64 {
+	if v := arg(args, i); v.Type() == js.TypeNumber {
+		return int64(v.Float())
+	}
+	return 0
+}
+
+// now is the client's clock: Unix milliseconds.
+func now() int64 { return int64(global.Get("Date").Call("now").Float()) }
+
+// maxTimeout is the longest delay setTimeout honours; a longer one fires
+// at once.
+const maxTimeout = 1<<31 - 1
+
+// afterFunc is the client's timer: setTimeout, whose callback starts f on
+// a goroutine.
+func afterFunc(ms int64, f func()) client.Timer {
+	t := &timer{}
+	t.fn = js.FuncOf(func(js.Value, []js.Value) any {
+		if t.end() {
+			go f()
+		}
+		return nil
+	})
+	t.id = global.Call("setTimeout", t.fn, min(max(ms, 0), maxTimeout))
+	return t
+}
+
+// timer is a pending setTimeout.
+type timer struct {
+	mu   sync.Mutex
+	id   js.Value
+	fn   js.Func
+	over bool
+}
+
+// end marks the timer fired or stopped and releases its callback; it
+// reports whether the timer was still pending.
+func (t *timer) end() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.over {
+		return false
+	}
+	t.over = true
+	t.fn.Release()
+	return true
+}
+
+// Stop cancels the timer; it reports whether it was still pending.
+func (t *timer) Stop() bool {
+	if !t.end() {
+		return false
+	}
+	global.Call("clearTimeout", t.id)
+	return true
+}

@@ -1,0 +1,233 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"strings"
+	"syscall/js"
+	"testing"
+
+	"github.com/tetherauth/tether/wasm/client"
+)
+
+// These tests run under Node:
+//
+//	GOOS=js GOARCH=wasm go test -exec="$(go env GOROOT)/lib/wasm/go_js_wasm_exec" ./wasm
+//
+// The BFF is a fake fetch written in JS that answers from a queue and
+// records the requests.
+
+const fakeBFF = `
+const calls = [], queue = [];
+const f = async (url, init) => {
+  calls.push({ url: String(url), method: init.method, csrf: init.headers["X-CSRF"],
+    credentials: init.credentials, body: init.body === undefined ? null : init.body,
+    signal: init.signal instanceof AbortSignal });
+  const r = queue.shift();
+  if (!r) throw new TypeError("fake: no answer queued");
+  return new Response(r.body, { status: r.status, headers: r.headers });
+};
+f.calls = calls;
+f.answer = (status, body, headers) => queue.push({ status, body, headers });
+return f;`
+
+// events records what the bridge emits.
+const recorder = `
+const events = [];
+const f = (type, expiresAt, reason, retryAfter) => events.push({ type, expiresAt, reason, retryAfter });
+f.events = events;
+return f;`
+
+func newFunc(t *testing.T, body string) js.Value {
+	t.Helper()
+	return global.Get("Function").New(body).Invoke()
+}
+
+// configured returns a bridge whose client talks to a fake BFF.
+func configured(t *testing.T) (*bridge, js.Value, js.Value) {
+	t.Helper()
+	fetch, emit := newFunc(t, fakeBFF), newFunc(t, recorder)
+	b := &bridge{}
+	origins := global.Get("Array").New("https://API.example:443", "http://localhost:8080")
+	if err := b.call(js.Null(), []js.Value{js.ValueOf("configure"), js.ValueOf("/bff"), origins, fetch, emit, js.Null(), js.Null()}); err != nil {
+		t.Fatalf("configure: %v", js.ValueOf(err).Get("message"))
+	}
+	t.Cleanup(func() { b.c.Load().Close() })
+	return b, fetch, emit
+}
+
+func (b *bridge) op(args ...any) js.Value {
+	vs := make([]js.Value, len(args))
+	for i, a := range args {
+		vs[i] = js.ValueOf(a)
+	}
+	return js.ValueOf(b.call(js.Null(), vs))
+}
+
+func (b *bridge) cachedToken(origin string) js.Value {
+	return js.ValueOf(b.cached(js.Null(), []js.Value{js.ValueOf(origin)}))
+}
+
+func TestTokenAndCached(t *testing.T) {
+	b, fetch, emit := configured(t)
+	if v := b.cachedToken("https://api.example"); v.Type() != js.TypeString || v.String() != "" {
+		t.Fatalf("cached before any token = %v; want \"\"", v)
+	}
+	fetch.Call("answer", 200, `{"access_token":"tok-1","token_type":"Bearer","expires_at":4000000000,"expires_in":600,"refresh_buffer":60}`)
+	tok, err := await(b.op("token"))
+	if err != nil || tok.String() != "tok-1" {
+		t.Fatalf("token() = %v, %v; want tok-1", tok, err)
+	}
+	call := fetch.Get("calls").Index(0)
+	if got := call.Get("url").String(); got != "/bff/token" {
+		t.Errorf("fetched %s; want /bff/token", got)
+	}
+	if call.Get("method").String() != "POST" || call.Get("csrf").String() != "1" || call.Get("credentials").String() != "same-origin" || !call.Get("signal").Bool() {
+		t.Errorf("request %s; want POST, X-CSRF: 1, same-origin, a timeout signal", js.Global().Get("JSON").Call("stringify", call))
+	}
+	if !call.Get("body").IsNull() {
+		t.Errorf("an unforced request has a body")
+	}
+	cases := []struct {
+		origin string
+		want   any // string, or nil for null
+	}{
+		{"https://api.example", "tok-1"},
+		{"HTTPS://API.EXAMPLE", "tok-1"},
+		{"http://localhost:8080", "tok-1"},
+		{"https://other.example", nil},
+		{"null", nil},
+	}
+	for _, c := range cases {
+		got := b.cachedToken(c.origin)
+		if (c.want == nil && !got.IsNull()) || (c.want != nil && (got.Type() != js.TypeString || got.String() != c.want)) {
+			t.Errorf("cached(%q) = %v; want %v", c.origin, got, c.want)
+		}
+	}
+	st := b.op("state")
+	if !st.Index(0).Bool() || st.Index(1).Int() != 4000000000 || st.Index(2).Bool() || st.Index(3).String() != "" {
+		t.Errorf("state() = %v", js.Global().Get("JSON").Call("stringify", st))
+	}
+	ev := emit.Get("events")
+	if ev.Length() != 1 || ev.Index(0).Get("type").String() != "token" || ev.Index(0).Get("expiresAt").Int() != 4000000000 {
+		t.Errorf("events %s; want one token event", js.Global().Get("JSON").Call("stringify", ev))
+	}
+	// Recovery sends the refused token in a JSON body.
+	fetch.Call("answer", 200, `{"access_token":"tok-2","token_type":"Bearer","expires_in":600}`)
+	tok, err = await(b.op("recover", "tok-1"))
+	if err != nil || tok.String() != "tok-2" {
+		t.Fatalf("recover() = %v, %v; want tok-2", tok, err)
+	}
+	body := fetch.Get("calls").Index(1).Get("body").String()
+	if body != `{"force":true,"rejected":"tok-1"}` {
+		t.Errorf("forced request body %s", body)
+	}
+}
+
+func TestReconnectRejects(t *testing.T) {
+	b, fetch, emit := configured(t)
+	fetch.Call("answer", 401, `{"error":"reconnect_required","reason":"revoked","message":"log in again"}`)
+	_, err := await(b.op("token"))
+	if err == nil || !strings.Contains(err.Error(), "TetherReconnectRequired") {
+		t.Fatalf("token() error %v; want TetherReconnectRequired", err)
+	}
+	// Fails fast: no answer is queued, so a request would fail differently.
+	p := b.op("token")
+	var reason string
+	catchFn := js.FuncOf(func(_ js.Value, args []js.Value) any {
+		reason = args[0].Get("name").String() + ":" + args[0].Get("reason").String()
+		return nil
+	})
+	defer catchFn.Release()
+	if _, err := await(p.Call("catch", catchFn)); err != nil {
+		t.Fatal(err)
+	}
+	if reason != "TetherReconnectRequired:revoked" {
+		t.Errorf("second token() rejected with %q", reason)
+	}
+	if n := fetch.Get("calls").Length(); n != 1 {
+		t.Errorf("%d requests; want 1", n)
+	}
+	if ev := emit.Get("events"); ev.Length() != 1 || ev.Index(0).Get("type").String() != "reconnect" || ev.Index(0).Get("reason").String() != "revoked" {
+		t.Errorf("events %s; want one reconnect(revoked)", js.Global().Get("JSON").Call("stringify", ev))
+	}
+}
+
+func TestUnavailableHonoursRetryAfter(t *testing.T) {
+	b, fetch, emit := configured(t)
+	headers := js.Global().Get("Object").New()
+	headers.Set("Retry-After", "7")
+	fetch.Call("answer", 503, `{"error":"provider_unavailable","message":"later"}`, headers)
+	p := b.op("token")
+	var name string
+	var retryAfter float64
+	catchFn := js.FuncOf(func(_ js.Value, args []js.Value) any {
+		name, retryAfter = args[0].Get("name").String(), args[0].Get("retryAfter").Float()
+		return nil
+	})
+	defer catchFn.Release()
+	if _, err := await(p.Call("catch", catchFn)); err != nil {
+		t.Fatal(err)
+	}
+	if name != "TetherUnavailable" || retryAfter < 7 {
+		t.Errorf("token() rejected with %s, retryAfter %v; want TetherUnavailable, >= 7", name, retryAfter)
+	}
+	ev := emit.Get("events")
+	if ev.Length() != 1 || ev.Index(0).Get("type").String() != "degraded" || ev.Index(0).Get("reason").String() != "provider_unavailable" {
+		t.Errorf("events %s; want one degraded", js.Global().Get("JSON").Call("stringify", ev))
+	}
+}
+
+func TestBadAnswers(t *testing.T) {
+	cases := []struct {
+		name, body string
+	}{
+		{"not JSON", "<html>oops</html>"},
+		{"null", "null"},
+		{"no token", `{"token_type":"Bearer"}`},
+		{"header injection", `{"access_token":"a\r\nX: y","token_type":"Bearer"}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b, fetch, _ := configured(t)
+			fetch.Call("answer", 200, c.body)
+			if tok, err := await(b.op("token")); err == nil {
+				t.Fatalf("token() = %v; want an error", tok)
+			}
+			if v := b.cachedToken("https://api.example"); v.Type() != js.TypeString || v.String() != "" {
+				t.Errorf("cached = %v after a bad answer", v)
+			}
+		})
+	}
+}
+
+func TestConfigureErrors(t *testing.T) {
+	b := &bridge{}
+	bad := global.Get("Array").New("null")
+	if v := b.op("configure", "/bff", bad); v.Type() != js.TypeObject || !strings.Contains(v.Get("message").String(), "scheme://host") {
+		t.Errorf("configure with a null origin = %v; want an Error", v)
+	}
+	if v := b.op("token"); !strings.Contains(v.Get("message").String(), "not configured") {
+		t.Errorf("token before configure = %v", v)
+	}
+	if v := b.call(js.Null(), nil); !strings.Contains(js.ValueOf(v).Get("message").String(), "operation") {
+		t.Errorf("call() without an operation = %v", v)
+	}
+	if v := b.cachedToken("https://api.example"); !v.IsNull() {
+		t.Errorf("cached before configure = %v; want null", v)
+	}
+}
+
+func TestTimer(t *testing.T) {
+	fired := make(chan struct{})
+	afterFunc(5, func() { close(fired) })
+	<-fired
+	stopped := afterFunc(5, func() { t.Error("a stopped timer fired") })
+	if !stopped.Stop() || stopped.Stop() {
+		t.Error("Stop reports wrong")
+	}
+	done := make(chan struct{})
+	afterFunc(20, func() { close(done) })
+	<-done
+	var _ client.Timer = stopped
+}

@@ -1,0 +1,216 @@
+/*
+ * tether.js — the browser side of Tether: loads the WebAssembly client and
+ * gives the page a fetch that carries the access token to its API origins.
+ *
+ *   <script src="/dist/wasm_exec.js"></script>  <!-- from the Go that built the wasm -->
+ *   <script src="/tether.js" data-wasm="{{TETHER_WASM}}"></script>
+ *   <script type="module" src="/app.js"></script>
+ *
+ *   // app.js
+ *   const tether = await Tether.start({
+ *     bff: "/bff",                          // the BFF's base path (same origin)
+ *     apiOrigins: ["https://api.example"],  // only these origins get the token
+ *   });
+ *   tether.addEventListener("reconnect", (e) => showLogin(e.detail.reason));
+ *   const res = await tether.fetch("https://api.example/me");
+ *
+ * The WebAssembly binary's URL is options.wasm, else the data-wasm
+ * attribute of tether.js's script tag (bff/assets fills {{TETHER_WASM}} in
+ * the HTML it serves with the content-hashed name), else the "wasm" member
+ * of dist/manifest.json next to tether.js.
+ *
+ * Tether.start(options) -> Promise<tether>; a second call returns the same one.
+ *
+ * tether.fetch(input, init) has window.fetch's contract. For an API origin
+ * it adds "Authorization: Bearer <token>" (to a copy of the headers); the
+ * token comes synchronously from the WebAssembly cache while it is fresh.
+ * On a 401 it asks for a new token once and retries once if the body can
+ * be sent again (none, string, URLSearchParams, Blob, ArrayBuffer, a view,
+ * FormData, an unused Request; not a ReadableStream); otherwise, or if no
+ * new token comes, it returns the 401. Other origins are fetched untouched.
+ * After a reconnect, API calls reject at once with an Error named
+ * "TetherReconnectRequired" (error.reason); while the BFF is unavailable
+ * and no token is left, with "TetherUnavailable" (error.retryAfter, s).
+ *
+ * tether.state()        -> {connected, expiresAt, degraded, reason}
+ * tether.login(path?)   navigates to the BFF's login, back to path (default: here)
+ * tether.logout()       -> Promise; POST /bff/logout, then a "logout" event
+ * tether.session()      -> Promise<object>, the BFF's GET /bff/session
+ * tether.restart()      forgets a reconnect and asks for a token again
+ *
+ * Events (CustomEvent; detail never holds a token):
+ *   token     {expiresAt}            a new token (Unix seconds, 0 = unknown)
+ *   reconnect {reason}               the grant is gone: no_session, revoked, expired
+ *   degraded  {reason, retryAfter}   the BFF or provider failed; retrying in retryAfter s
+ *   recovered {reason}               "degraded": the outage is over;
+ *                                    "rejected": a new token after an API's 401
+ *   logout    {}
+ *
+ * Nothing is written to localStorage, sessionStorage, IndexedDB or cookies.
+ * The tabs of an origin take turns asking for a token (navigator.locks
+ * "tether-token") and pass a fresh one to each other in memory
+ * (BroadcastChannel "tether"), so N tabs cost one /bff/token per refresh.
+ */
+(function (global) {
+  "use strict";
+
+  const nativeFetch = global.fetch.bind(global);
+  const script = global.document && document.currentScript;
+  const scriptURL = script ? script.src : global.location.href;
+  const scriptWasm = script && script.dataset.wasm && !script.dataset.wasm.includes("{{")
+    ? new URL(script.dataset.wasm, document.baseURI).href : "";
+  const CSRF = { "X-CSRF": "1" };
+  let started = null;
+
+  function start(options) {
+    started = started || boot(options || {}).catch((err) => {
+      started = null; // let the page try again
+      throw err;
+    });
+    return started;
+  }
+
+  async function boot(options) {
+    if (typeof global.Go !== "function") {
+      throw new Error("tether: load wasm_exec.js before starting Tether");
+    }
+    const bff = (options.bff || "/bff").replace(/\/+$/, "");
+    const wasm = options.wasm || scriptWasm || (await wasmFromManifest());
+    const go = new global.Go();
+    const ready = new Promise((resolve) => { global.__tether_ready = resolve; });
+    const { instance } = await WebAssembly.instantiateStreaming(nativeFetch(wasm), go.importObject);
+    const exited = go.run(instance).then(() => { throw new Error("tether: the WebAssembly client exited"); });
+    const bridge = await Promise.race([ready, exited]);
+    delete global.__tether_ready; // the bridge lives only in the Tether object
+    return new Tether(bridge, bff, options.apiOrigins || []);
+  }
+
+  async function wasmFromManifest() {
+    const url = new URL("dist/manifest.json", scriptURL);
+    const res = await nativeFetch(url, { cache: "no-cache" });
+    if (!res.ok) throw new Error("tether: " + url + " answered " + res.status);
+    return new URL((await res.json()).wasm, url).href;
+  }
+
+  class Tether extends EventTarget {
+    #bridge;
+    #bff;
+
+    constructor(bridge, bff, apiOrigins) {
+      super();
+      this.#bridge = bridge;
+      this.#bff = bff;
+      const channel = typeof BroadcastChannel === "function" ? new BroadcastChannel("tether") : null;
+      const emit = (type, expiresAt, reason, retryAfter) =>
+        this.dispatchEvent(new CustomEvent(type, { detail: detail(type, expiresAt, reason, retryAfter) }));
+      const share = channel && ((token, expiresAt, expiresIn, refreshBuffer) => channel.postMessage({
+        access_token: token, token_type: "Bearer", expires_at: expiresAt, expires_in: expiresIn, refresh_buffer: refreshBuffer,
+      }));
+      const lock = global.navigator && navigator.locks ? withLock : null;
+      const err = bridge.call("configure", bff, apiOrigins, nativeFetch, emit, lock, share);
+      if (err) throw err;
+      if (channel) {
+        channel.onmessage = ({ data: m }) =>
+          m && bridge.call("offer", m.access_token, m.expires_at, m.expires_in, m.refresh_buffer);
+      }
+      if (global.document) {
+        document.addEventListener("visibilitychange", () => {
+          if (document.visibilityState === "visible") bridge.call("visible");
+        });
+      }
+      this.fetch = this.fetch.bind(this);
+      // After the caller's `await Tether.start()` has run, so that its
+      // listeners see the first token or reconnect event.
+      setTimeout(() => bridge.call("prefetch"), 0);
+    }
+
+    async fetch(input, init) {
+      let url;
+      try {
+        url = new URL(input instanceof Request ? input.url : String(input), global.document ? document.baseURI : global.location.href);
+      } catch {
+        return nativeFetch(input, init); // let fetch report the bad URL
+      }
+      let token = this.#bridge.cached(url.origin);
+      if (token === null) return nativeFetch(input, init); // not an API origin
+      if (token === "") token = await this.#bridge.call("token");
+      const replay = replayable(input, init);
+      const spare = replay && input instanceof Request && input.body ? input.clone() : input;
+      const res = await send(input, init, token);
+      if (res.status !== 401) return res;
+      let fresh;
+      try {
+        fresh = await this.#bridge.call("recover", token);
+      } catch {
+        return res; // the event (reconnect or degraded) tells the page why
+      }
+      if (!replay || !fresh || fresh === token) return res;
+      return send(spare, init, fresh);
+    }
+
+    state() {
+      const [connected, expiresAt, degraded, reason] = this.#bridge.call("state");
+      return { connected, expiresAt, degraded, reason };
+    }
+
+    login(returnTo) {
+      const path = returnTo || global.location.pathname + global.location.search + global.location.hash;
+      this.#bridge.call("login");
+      global.location.assign(this.#bff + "/login?return_to=" + encodeURIComponent(path));
+    }
+
+    async logout() {
+      const res = await nativeFetch(this.#bff + "/logout", { method: "POST", credentials: "same-origin", headers: CSRF });
+      if (!res.ok) throw new Error("tether: logout answered " + res.status);
+      this.#bridge.call("logout");
+    }
+
+    async session() {
+      const res = await nativeFetch(this.#bff + "/session", { credentials: "same-origin", cache: "no-store", headers: CSRF });
+      if (!res.ok) throw new Error("tether: session answered " + res.status);
+      return res.json();
+    }
+
+    restart() {
+      this.#bridge.call("restart");
+    }
+  }
+
+  function detail(type, expiresAt, reason, retryAfter) {
+    switch (type) {
+      case "token": return { expiresAt };
+      case "degraded": return { reason, retryAfter };
+      case "reconnect": case "recovered": return { reason };
+      default: return {};
+    }
+  }
+
+  // withLock runs run() under the tabs' lock. A tab that had to wait gives
+  // the holder's BroadcastChannel message a moment to arrive: the client
+  // then finds the fresh token in its cache and asks the BFF for nothing.
+  function withLock(run) {
+    return navigator.locks.request("tether-token", { ifAvailable: true }, (lock) =>
+      lock ? run() : navigator.locks.request("tether-token", async () => {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+        return run();
+      }));
+  }
+
+  // replayable tells whether a request can be sent a second time.
+  function replayable(input, init) {
+    const body = init && init.body;
+    if (body !== undefined && body !== null) {
+      return !(typeof ReadableStream === "function" && body instanceof ReadableStream);
+    }
+    return !(input instanceof Request && input.bodyUsed);
+  }
+
+  function send(input, init, token) {
+    const own = init && init.headers !== undefined ? init.headers : input instanceof Request ? input.headers : undefined;
+    const headers = new Headers(own);
+    headers.set("Authorization", "Bearer " + token);
+    return nativeFetch(input, Object.assign({}, init, { headers }));
+  }
+
+  global.Tether = { start };
+})(globalThis);
