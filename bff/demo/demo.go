@@ -1,0 +1,182 @@
+// Package demo wires the whole Tether demo in one process: the dev
+// provider, the BFF (with an embedded Redis unless told otherwise) and the
+// page in web/. `make run` (bff/cmd/tether-demo) and the browser tests in
+// e2e/ both start it, so the tests exercise exactly what a person sees.
+//
+// Besides the BFF's routes it serves GET /demo/config.json, which tells the
+// page where the sample API and the dev provider's controls are.
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/tetherauth/tether/bff"
+	"github.com/tetherauth/tether/bff/devprovider"
+)
+
+// Options configure a demo. Zero values are the `make run` defaults.
+type Options struct {
+	Addr    string // the BFF and the page; default 127.0.0.1:8080 (port 0 picks one)
+	DevAddr string // the dev provider; default 127.0.0.1:9090
+	WebDir  string // default "web"
+
+	// Dev adjusts the dev provider's Config (lifetimes, auto-approve).
+	Dev func(*devprovider.Config)
+	// BFF adjusts the BFF's Config after the demo filled it in.
+	BFF func(*bff.Config)
+	// Getenv supplies TETHER_* variables for the BFF; default none.
+	Getenv func(string) string
+	Logger *slog.Logger
+}
+
+// Config is the body of GET /demo/config.json.
+type Config struct {
+	// APIOrigin is the sample API's origin: the page passes it to
+	// Tether.start as its only apiOrigins entry.
+	APIOrigin string `json:"apiOrigin"`
+	// API is the sample endpoint the page calls.
+	API string `json:"api"`
+	// Controls is the dev provider's base URL for /control/*.
+	Controls string `json:"controls"`
+}
+
+// Demo is a running demo.
+type Demo struct {
+	URL    string // the page, e.g. http://127.0.0.1:8080
+	DevURL string // the dev provider
+	Dev    *devprovider.Provider
+	BFF    *bff.Server
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errs   chan error
+}
+
+// Start listens, builds everything and serves in the background until
+// Close (or ctx ends).
+func Start(ctx context.Context, o Options) (*Demo, error) {
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:8080"
+	}
+	if o.DevAddr == "" {
+		o.DevAddr = "127.0.0.1:9090"
+	}
+	if o.WebDir == "" {
+		o.WebDir = "web"
+	}
+	if o.Getenv == nil {
+		o.Getenv = func(string) string { return "" }
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	devLn, err := net.Listen("tcp", o.DevAddr)
+	if err != nil {
+		return nil, fmt.Errorf("demo: dev provider address: %w", err)
+	}
+	bffLn, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		devLn.Close()
+		return nil, fmt.Errorf("demo: BFF address: %w", err)
+	}
+	d := &Demo{
+		URL:    "http://" + bffLn.Addr().String(),
+		DevURL: "http://" + devLn.Addr().String(),
+		errs:   make(chan error, 2),
+	}
+	ctx, d.cancel = context.WithCancel(ctx)
+	fail := func(err error) (*Demo, error) {
+		d.cancel()
+		devLn.Close()
+		bffLn.Close()
+		d.wg.Wait()
+		return nil, err
+	}
+
+	dcfg := devprovider.Config{
+		Issuer:       d.DevURL,
+		AllowOrigins: []string{d.URL},
+		Logger:       o.Logger.With("component", "devprovider"),
+	}
+	if o.Dev != nil {
+		o.Dev(&dcfg)
+	}
+	if d.Dev, err = devprovider.New(dcfg); err != nil {
+		return fail(err)
+	}
+	d.serve(ctx, devLn, d.Dev)
+
+	fixed := map[string]string{
+		"TETHER_PUBLIC_URL":    d.URL,
+		"TETHER_ISSUER":        d.DevURL,
+		"TETHER_CLIENT_ID":     dcfg.ClientID,
+		"TETHER_CLIENT_SECRET": dcfg.ClientSecret,
+		"TETHER_SCOPES":        "openid profile email",
+		"TETHER_WEB_DIR":       o.WebDir,
+	}
+	if fixed["TETHER_CLIENT_ID"] == "" {
+		fixed["TETHER_CLIENT_ID"], fixed["TETHER_CLIENT_SECRET"] = devprovider.DefaultClientID, devprovider.DefaultClientSecret
+	}
+	cfg, err := bff.FromEnv(func(k string) string {
+		if v, ok := fixed[k]; ok {
+			return v
+		}
+		return o.Getenv(k)
+	})
+	if err != nil {
+		return fail(err)
+	}
+	cfg.Logger = o.Logger.With("component", "bff")
+	if o.BFF != nil {
+		o.BFF(&cfg)
+	}
+	if d.BFF, err = bff.New(ctx, cfg); err != nil {
+		d.Dev.Close()
+		return fail(err)
+	}
+	mux := http.NewServeMux()
+	conf, _ := json.Marshal(Config{APIOrigin: d.DevURL, API: d.DevURL + "/api/me", Controls: d.DevURL})
+	mux.HandleFunc("GET /demo/config.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Write(conf)
+	})
+	mux.Handle("/", d.BFF.Handler())
+	d.serve(ctx, bffLn, mux)
+	return d, nil
+}
+
+func (d *Demo) serve(ctx context.Context, ln net.Listener, h http.Handler) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := bff.Serve(ctx, ln, h); err != nil {
+			d.errs <- err
+		}
+	}()
+}
+
+// Err reports a server that stopped by itself.
+func (d *Demo) Err() <-chan error { return d.errs }
+
+// Close stops both servers (waiting for requests in flight) and the vault.
+func (d *Demo) Close() error {
+	d.Dev.Close() // unblock requests held by an outage first
+	d.cancel()
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(bff.ShutdownGrace + time.Second):
+		return errors.New("demo: servers did not stop in time")
+	}
+	return d.BFF.Close()
+}
