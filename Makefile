@@ -6,7 +6,7 @@ GOROOT    := $(shell $(GO) env GOROOT)
 DIST      := web/dist
 WASMFLAGS := -trimpath -ldflags='-s -w'
 
-.PHONY: all run test deps vet web e2e bench build clean
+.PHONY: all run test deps vet web fuzz e2e bench build clean
 
 all: build
 
@@ -39,6 +39,17 @@ vet:
 test: deps vet web
 	$(GO) test -race -count=1 ./...
 	GOOS=js GOARCH=wasm $(GO) test -count=1 -exec="$(GOROOT)/lib/wasm/go_js_wasm_exec" ./wasm/... ./shared/...
+	$(MAKE) fuzz
+
+## fuzz: every fuzz target for FUZZTIME each (the committed corpus in
+## testdata/fuzz runs in plain `go test` too)
+FUZZTIME ?= 4s
+FUZZ := ./bff:FuzzReturnTo ./bff:FuzzTokenBody ./bff:FuzzCallbackQuery ./bff:FuzzSessionCookie \
+        ./bff/provider:FuzzTokenResponse
+fuzz:
+	@for t in $(FUZZ); do pkg=$${t%%:*}; fn=$${t#*:}; \
+	  echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
 
 ## bench: Go benchmarks of the vault and the /bff/token hot path
 bench: deps

@@ -306,3 +306,73 @@ func mustURL(s string) *url.URL {
 	}
 	return u
 }
+
+// TestMalformedRequests: a loop of broken requests (huge headers, bad
+// JSON, wrong methods and content types, garbage paths) leaves every
+// session intact and the process healthy.
+func TestMalformedRequests(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	var users []*browser
+	for range 5 {
+		b := s.newBrowser()
+		b.login(s.urls[0], "/")
+		users = append(users, b)
+	}
+	base := s.urls[0]
+	type req struct {
+		method, path, ctype, body string
+		header                    map[string]string
+	}
+	reqs := []req{
+		{"POST", wire.PathToken, "application/json", `{"force":`, nil},
+		{"POST", wire.PathToken, "text/plain", "\x00\x01\x02", nil},
+		{"POST", wire.PathToken, "application/json", strings.Repeat("[", 100000), nil},
+		{"PUT", wire.PathToken, "", "", nil},
+		{"DELETE", wire.PathLogout, "", "", nil},
+		{"GET", wire.PathLogout, "", "", nil},
+		{"POST", wire.PathSession, "", "", nil},
+		{"GET", wire.PathToken + "/../../etc/passwd", "", "", nil},
+		{"GET", "/bff/%00", "", "", nil},
+		{"GET", wire.PathCallback + "?code=" + strings.Repeat("a", 100000) + "&state=x", "", "", nil},
+		{"GET", wire.PathLogin + "?return_to=" + strings.Repeat("/a", 50000), "", "", nil},
+		{"POST", wire.PathToken, "", "", map[string]string{"X-Huge": strings.Repeat("h", 200<<10)}},
+		{"POST", wire.PathToken, "", "", map[string]string{"Cookie": "tether_session=" + strings.Repeat("A", 60<<10)}},
+		{"POST", wire.PathToken, "multipart/form-data; boundary=x", "--x\r\n", nil},
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	for i := range 300 {
+		rq := reqs[i%len(reqs)]
+		r, err := http.NewRequest(rq.method, base+rq.path, strings.NewReader(rq.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Header.Set(wire.HeaderCSRF, "1")
+		if rq.ctype != "" {
+			r.Header.Set("Content-Type", rq.ctype)
+		}
+		for k, v := range rq.header {
+			r.Header.Set(k, v)
+		}
+		resp, err := client.Do(r)
+		if err != nil {
+			continue // e.g. the server refused an oversized header by closing
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 500 {
+			t.Errorf("%s %.60s: %d", rq.method, rq.path, resp.StatusCode)
+		}
+	}
+	for i, b := range users {
+		if r := b.token(base, nil); r.status != 200 {
+			t.Errorf("user %d after the barrage: %d %+v", i, r.status, r.err)
+		}
+	}
+	resp, err := http.Get(base + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz after the barrage: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if st := s.dev.Stats(); st.RefreshToken != 0 || st.Revoke != 0 {
+		t.Errorf("the barrage reached the provider: %+v", st)
+	}
+}

@@ -100,11 +100,13 @@ func listen(t testing.TB) (net.Listener, string) {
 	return ln, "http://" + ln.Addr().String()
 }
 
-// serve runs h on ln until the test ends.
+// serve runs h on ln with the production server settings (Serve) until
+// the test ends.
 func serve(t testing.TB, ln net.Listener, h http.Handler) {
-	srv := &http.Server{Handler: h}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { Serve(ctx, ln, h); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
 }
 
 func newStack(t testing.TB, o stackOptions) *stack {
