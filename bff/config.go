@@ -7,8 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
+
+	"github.com/tetherauth/tether/bff/provider"
+	"github.com/tetherauth/tether/shared/wire"
 )
 
 // Config is everything the BFF needs. FromEnv fills it from TETHER_*
@@ -18,6 +22,24 @@ type Config struct {
 	// The redirect URI is PublicURL + /bff/callback. Cookies are Secure
 	// unless it is plain-http localhost.
 	PublicURL string
+
+	// Provider names a preset: "github", "google", "entra", or "oidc"
+	// (generic discovery from Issuer). A preset fills the endpoints, scopes
+	// and authorization parameters left empty and selects its quirk
+	// handling; explicit values override its endpoints and keep the
+	// quirks. Empty: generic, from Issuer or explicit endpoints.
+	Provider string
+	// GitHubURL and GitHubAPIURL point the github preset at a GitHub
+	// Enterprise Server (https://ghe.example and, by default, its /api/v3).
+	GitHubURL    string
+	GitHubAPIURL string
+	// EntraTenant is the entra preset's tenant: the directory (tenant) id,
+	// a verified domain, or common, organizations or consumers.
+	EntraTenant string
+	// AuthParams are extra authorization request parameters (Auth0's
+	// audience, say), over the preset's; an empty value removes one of the
+	// preset's (prompt=).
+	AuthParams url.Values
 
 	// Issuer enables OpenID Connect discovery. AuthURL, TokenURL, RevokeURL
 	// and UserinfoURL set or override endpoints.
@@ -86,6 +108,10 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // variable in the error.
 func FromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
+		Provider:     getenv("TETHER_PROVIDER"),
+		GitHubURL:    getenv("TETHER_GITHUB_URL"),
+		GitHubAPIURL: getenv("TETHER_GITHUB_API_URL"),
+		EntraTenant:  getenv("TETHER_ENTRA_TENANT"),
 		PublicURL:    getenv("TETHER_PUBLIC_URL"),
 		Issuer:       getenv("TETHER_ISSUER"),
 		AuthURL:      getenv("TETHER_AUTH_URL"),
@@ -101,6 +127,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		c.Scopes = strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' })
 	}
 	var err error
+	if v := getenv("TETHER_AUTH_PARAMS"); v != "" {
+		if c.AuthParams, err = url.ParseQuery(v); err != nil {
+			return c, &ConfigError{"TETHER_AUTH_PARAMS", fmt.Errorf("is not a query string like audience=https%%3A%%2F%%2Fapi.example&prompt=login: %w", err)}
+		}
+	}
 	durations := []struct {
 		name string
 		dst  *time.Duration
@@ -181,6 +212,9 @@ func (c *Config) validate() error {
 	if c.ClientID == "" {
 		return &ConfigError{"TETHER_CLIENT_ID", errors.New("is empty")}
 	}
+	if err := c.applyPreset(); err != nil {
+		return err
+	}
 	if c.Issuer == "" && (c.AuthURL == "" || c.TokenURL == "") {
 		return &ConfigError{"TETHER_ISSUER", errors.New("is empty, and TETHER_AUTH_URL and TETHER_TOKEN_URL are not both set")}
 	}
@@ -245,4 +279,131 @@ func isLoopbackHost(h string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
+}
+
+// Presets, the values of TETHER_PROVIDER.
+const (
+	PresetGitHub = "github"
+	PresetGoogle = "google"
+	PresetEntra  = "entra"
+	PresetOIDC   = "oidc"
+)
+
+// entraTenant is a tenant id, a domain, or common/organizations/consumers.
+var entraTenant = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]*$`)
+
+// preset returns the provider skeleton c.Provider names (endpoints,
+// scopes, authorization parameters, quirks); the zero Config for none.
+func (c *Config) preset() provider.Config {
+	switch c.Provider {
+	case PresetGitHub:
+		return provider.GitHub(c.GitHubURL, c.GitHubAPIURL, c.ClientID)
+	case PresetGoogle:
+		return provider.Google()
+	case PresetEntra:
+		return provider.Entra(c.EntraTenant)
+	}
+	return provider.Config{}
+}
+
+// applyPreset checks the preset variables and fills what the preset knows
+// into the endpoints and scopes left empty.
+func (c *Config) applyPreset() error {
+	if c.Provider != PresetGitHub {
+		for _, v := range []struct{ name, value string }{{"TETHER_GITHUB_URL", c.GitHubURL}, {"TETHER_GITHUB_API_URL", c.GitHubAPIURL}} {
+			if v.value != "" {
+				return &ConfigError{v.name, errors.New("is set, but TETHER_PROVIDER is not github")}
+			}
+		}
+	}
+	if c.Provider != PresetEntra && c.EntraTenant != "" {
+		return &ConfigError{"TETHER_ENTRA_TENANT", errors.New("is set, but TETHER_PROVIDER is not entra")}
+	}
+	for k := range c.AuthParams {
+		if provider.ReservedAuthParam(k) {
+			return &ConfigError{"TETHER_AUTH_PARAMS", fmt.Errorf("cannot set %q: Tether sends it (scopes go in TETHER_SCOPES)", k)}
+		}
+	}
+	switch c.Provider {
+	case "":
+		return nil
+	case PresetOIDC:
+		if c.Issuer == "" {
+			return &ConfigError{"TETHER_ISSUER", errors.New("is empty; TETHER_PROVIDER=oidc discovers everything from it")}
+		}
+		return nil
+	case PresetGitHub:
+		if c.Issuer != "" {
+			return &ConfigError{"TETHER_ISSUER", errors.New("is set, but GitHub has no OpenID Connect issuer: leave it empty with TETHER_PROVIDER=github")}
+		}
+		for _, v := range []struct{ name, value string }{{"TETHER_GITHUB_URL", c.GitHubURL}, {"TETHER_GITHUB_API_URL", c.GitHubAPIURL}} {
+			if v.value == "" {
+				continue
+			}
+			if u, err := url.Parse(v.value); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+				return &ConfigError{v.name, fmt.Errorf("%q is not a base URL like https://ghe.example.com", v.value)}
+			}
+		}
+	case PresetGoogle:
+	case PresetEntra:
+		if c.EntraTenant == "" && c.Issuer == "" {
+			return &ConfigError{"TETHER_ENTRA_TENANT", errors.New("is empty; set the Directory (tenant) ID, a verified domain, or common, organizations or consumers for a multi-tenant app")}
+		}
+		if c.EntraTenant != "" && !entraTenant.MatchString(c.EntraTenant) {
+			return &ConfigError{"TETHER_ENTRA_TENANT", fmt.Errorf("%q is not a tenant id, a domain, common, organizations or consumers", c.EntraTenant)}
+		}
+	default:
+		return &ConfigError{"TETHER_PROVIDER", fmt.Errorf("%q is not github, google, entra or oidc", c.Provider)}
+	}
+	p := c.preset()
+	fill := func(dst *string, v string) {
+		if *dst == "" {
+			*dst = v
+		}
+	}
+	fill(&c.Issuer, p.Issuer)
+	fill(&c.AuthURL, p.AuthURL)
+	fill(&c.TokenURL, p.TokenURL)
+	fill(&c.RevokeURL, p.RevokeURL)
+	fill(&c.UserinfoURL, p.UserinfoURL)
+	if len(c.Scopes) == 0 && len(p.Scopes) > 0 {
+		c.Scopes = p.Scopes
+	}
+	return nil
+}
+
+// providerVar names the variable to blame when the provider cannot be set
+// up: the issuer when discovery was involved, else the preset or the
+// token endpoint.
+func (c *Config) providerVar() string {
+	switch {
+	case c.Issuer != "":
+		return "TETHER_ISSUER"
+	case c.Provider != "":
+		return "TETHER_PROVIDER"
+	}
+	return "TETHER_TOKEN_URL"
+}
+
+// providerConfig is what provider.New needs: the endpoints, the preset's
+// quirks and its authorization parameters under c.AuthParams.
+func (c *Config) providerConfig() provider.Config {
+	p := c.preset()
+	params := url.Values{}
+	for k, vs := range p.AuthParams {
+		params[k] = vs
+	}
+	for k, vs := range c.AuthParams {
+		if len(vs) == 0 || strings.TrimSpace(vs[0]) == "" {
+			delete(params, k)
+		} else {
+			params[k] = vs[:1]
+		}
+	}
+	return provider.Config{
+		Flavor: p.Flavor, Issuer: c.Issuer, AuthURL: c.AuthURL, TokenURL: c.TokenURL,
+		RevokeURL: c.RevokeURL, UserinfoURL: c.UserinfoURL,
+		ClientID: c.ClientID, ClientSecret: c.ClientSecret, Scopes: c.Scopes, AuthParams: params,
+		RedirectURL: c.PublicURL + wire.PathCallback,
+	}
 }

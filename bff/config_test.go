@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tetherauth/tether/bff/provider"
 )
 
 // testEnv is a map-backed getenv.
@@ -42,6 +46,14 @@ var minimalEnv = testEnv{
 	"TETHER_PUBLIC_URL":    "http://127.0.0.1:8080",
 	"TETHER_ISSUER":        "http://127.0.0.1:9090",
 	"TETHER_CLIENT_ID":     "tether-dev",
+	"TETHER_CLIENT_SECRET": configSecret,
+}
+
+// githubEnv is the two-line GitHub configuration, plus the public URL.
+var githubEnv = testEnv{
+	"TETHER_PUBLIC_URL":    "https://app.example",
+	"TETHER_PROVIDER":      "github",
+	"TETHER_CLIENT_ID":     "Iv1.0123456789abcdef",
 	"TETHER_CLIENT_SECRET": configSecret,
 }
 
@@ -85,6 +97,21 @@ func TestFromEnvErrors(t *testing.T) {
 		{"session keys second bad", minimalEnv.with("TETHER_SESSION_KEYS", good+",not base64!!"), "TETHER_SESSION_KEYS"},
 		{"session keys second short", minimalEnv.with("TETHER_SESSION_KEYS", good+","+short), "TETHER_SESSION_KEYS"},
 		{"session keys trailing comma", minimalEnv.with("TETHER_SESSION_KEYS", good+","), "TETHER_SESSION_KEYS"},
+		{"unknown provider", minimalEnv.with("TETHER_PROVIDER", "gitlab"), "TETHER_PROVIDER"},
+		{"provider in capitals", minimalEnv.with("TETHER_PROVIDER", "GitHub"), "TETHER_PROVIDER"},
+		{"oidc without issuer", minimalEnv.with("TETHER_PROVIDER", "oidc", "TETHER_ISSUER", ""), "TETHER_ISSUER"},
+		{"github with an issuer", minimalEnv.with("TETHER_PROVIDER", "github"), "TETHER_ISSUER"},
+		{"github URL relative", githubEnv.with("TETHER_GITHUB_URL", "ghe.example.com"), "TETHER_GITHUB_URL"},
+		{"github URL with a query", githubEnv.with("TETHER_GITHUB_URL", "https://ghe.example.com?x=1"), "TETHER_GITHUB_URL"},
+		{"github API URL ftp", githubEnv.with("TETHER_GITHUB_API_URL", "ftp://ghe.example.com/api/v3"), "TETHER_GITHUB_API_URL"},
+		{"github URL without github", minimalEnv.with("TETHER_GITHUB_URL", "https://ghe.example.com"), "TETHER_GITHUB_URL"},
+		{"github API URL with google", minimalEnv.with("TETHER_PROVIDER", "google", "TETHER_GITHUB_API_URL", "https://ghe.example.com/api/v3"), "TETHER_GITHUB_API_URL"},
+		{"entra without tenant", minimalEnv.with("TETHER_PROVIDER", "entra", "TETHER_ISSUER", ""), "TETHER_ENTRA_TENANT"},
+		{"entra tenant with a slash", minimalEnv.with("TETHER_PROVIDER", "entra", "TETHER_ISSUER", "", "TETHER_ENTRA_TENANT", "common/../x"), "TETHER_ENTRA_TENANT"},
+		{"entra tenant without entra", minimalEnv.with("TETHER_ENTRA_TENANT", "common"), "TETHER_ENTRA_TENANT"},
+		{"auth params not a query", minimalEnv.with("TETHER_AUTH_PARAMS", "a=%zz"), "TETHER_AUTH_PARAMS"},
+		{"auth params set state", minimalEnv.with("TETHER_AUTH_PARAMS", "audience=x&state=forged"), "TETHER_AUTH_PARAMS"},
+		{"auth params set scope", minimalEnv.with("TETHER_AUTH_PARAMS", "scope=admin"), "TETHER_AUTH_PARAMS"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -196,6 +223,70 @@ func TestFromEnvLoopbackPublicURLs(t *testing.T) {
 		t.Run(u, func(t *testing.T) {
 			if _, err := FromEnv(minimalEnv.with("TETHER_PUBLIC_URL", u).get); err != nil {
 				t.Errorf("FromEnv with TETHER_PUBLIC_URL=%s: %v", u, err)
+			}
+		})
+	}
+}
+
+func TestFromEnvPresets(t *testing.T) {
+	cases := []struct {
+		name                                  string
+		env                                   testEnv
+		issuer, auth, token, revoke, userinfo string
+		scopes                                []string
+		params                                url.Values
+		flavor                                provider.Flavor
+	}{
+		{name: "github.com", env: githubEnv,
+			auth: "https://github.com/login/oauth/authorize", token: "https://github.com/login/oauth/access_token",
+			revoke: "https://api.github.com/applications/Iv1.0123456789abcdef/grant", userinfo: "https://api.github.com/user",
+			params: url.Values{}, flavor: provider.FlavorGitHub},
+		{name: "GitHub Enterprise Server", env: githubEnv.with("TETHER_GITHUB_URL", "https://ghe.example.com/"),
+			auth: "https://ghe.example.com/login/oauth/authorize", token: "https://ghe.example.com/login/oauth/access_token",
+			revoke: "https://ghe.example.com/api/v3/applications/Iv1.0123456789abcdef/grant", userinfo: "https://ghe.example.com/api/v3/user",
+			params: url.Values{}, flavor: provider.FlavorGitHub},
+		{name: "GitHub Enterprise Server, own API URL and token URL", env: githubEnv.with("TETHER_GITHUB_URL", "https://ghe.example.com",
+			"TETHER_GITHUB_API_URL", "https://api.ghe.example.com", "TETHER_TOKEN_URL", "https://proxy.example/token", "TETHER_SCOPES", "read:user"),
+			auth: "https://ghe.example.com/login/oauth/authorize", token: "https://proxy.example/token",
+			revoke: "https://api.ghe.example.com/applications/Iv1.0123456789abcdef/grant", userinfo: "https://api.ghe.example.com/user",
+			scopes: []string{"read:user"}, params: url.Values{}, flavor: provider.FlavorGitHub},
+		{name: "google", env: minimalEnv.with("TETHER_PROVIDER", "google", "TETHER_ISSUER", ""),
+			issuer: "https://accounts.google.com", scopes: []string{"openid", "email", "profile"},
+			params: url.Values{"access_type": {"offline"}, "prompt": {"consent"}}, flavor: provider.FlavorGoogle},
+		{name: "google, issuer overridden, prompt removed, audience added",
+			env:    minimalEnv.with("TETHER_PROVIDER", "google", "TETHER_AUTH_PARAMS", "prompt=&audience=https%3A%2F%2Fapi.example"),
+			issuer: "http://127.0.0.1:9090", scopes: []string{"openid", "email", "profile"},
+			params: url.Values{"access_type": {"offline"}, "audience": {"https://api.example"}}, flavor: provider.FlavorGoogle},
+		{name: "entra", env: minimalEnv.with("TETHER_PROVIDER", "entra", "TETHER_ISSUER", "", "TETHER_ENTRA_TENANT", "72f988bf-86f1-41af-91ab-2d7cd011db47"),
+			issuer: "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0", scopes: []string{"openid", "profile", "offline_access"},
+			params: url.Values{}, flavor: provider.FlavorEntra},
+		{name: "entra, own scopes", env: minimalEnv.with("TETHER_PROVIDER", "entra", "TETHER_ISSUER", "", "TETHER_ENTRA_TENANT", "organizations",
+			"TETHER_SCOPES", "openid offline_access api://tether/access"),
+			issuer: "https://login.microsoftonline.com/organizations/v2.0", scopes: []string{"openid", "offline_access", "api://tether/access"},
+			params: url.Values{}, flavor: provider.FlavorEntra},
+		{name: "oidc", env: minimalEnv.with("TETHER_PROVIDER", "oidc", "TETHER_AUTH_PARAMS", "audience=x"),
+			issuer: "http://127.0.0.1:9090", scopes: []string{"openid", "profile"}, params: url.Values{"audience": {"x"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := FromEnv(tc.env.get)
+			if err != nil {
+				t.Fatalf("FromEnv: %v", err)
+			}
+			// validate runs again in New: it must not change anything.
+			again := c
+			if err := again.validate(); err != nil || again.Issuer != c.Issuer || again.AuthURL != c.AuthURL || !slices.Equal(again.Scopes, c.Scopes) {
+				t.Errorf("validate twice = %v, %+v", err, again)
+			}
+			got := c.providerConfig()
+			if got.Issuer != tc.issuer || got.AuthURL != tc.auth || got.TokenURL != tc.token || got.RevokeURL != tc.revoke || got.UserinfoURL != tc.userinfo {
+				t.Errorf("endpoints %q %q %q %q %q", got.Issuer, got.AuthURL, got.TokenURL, got.RevokeURL, got.UserinfoURL)
+			}
+			if !slices.Equal(got.Scopes, tc.scopes) || got.Flavor != tc.flavor || !reflect.DeepEqual(got.AuthParams, tc.params) {
+				t.Errorf("scopes %q, flavor %q, params %v; want %q, %q, %v", got.Scopes, got.Flavor, got.AuthParams, tc.scopes, tc.flavor, tc.params)
+			}
+			if got.RedirectURL != c.PublicURL+"/bff/callback" || got.ClientSecret != configSecret {
+				t.Errorf("redirect %q or secret wrong", got.RedirectURL)
 			}
 		})
 	}

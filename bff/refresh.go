@@ -176,11 +176,19 @@ func (s *Server) refreshOnce(ctx context.Context, sid, seen string, rejected boo
 
 	now := s.cfg.Now()
 	if rec.RefreshToken == "" || (!rec.RefreshExpiry.IsZero() && !now.Before(rec.RefreshExpiry)) {
-		if !rejected && (rec.Expiry.IsZero() || now.Before(rec.Expiry)) {
+		unexpired := rec.Expiry.IsZero() || now.Before(rec.Expiry)
+		if !rejected && unexpired {
 			return outcome{rec: rec} // cannot refresh, but still valid: use it to the end
 		}
-		s.metrics.refreshes.WithLabelValues("expired").Inc()
 		s.drop(ctx, sid)
+		if rec.RefreshToken == "" && unexpired {
+			// An API refused a token that had not expired and there is
+			// nothing to refresh it with (a GitHub OAuth App's token, which
+			// never expires): access was revoked.
+			s.metrics.refreshes.WithLabelValues("revoked").Inc()
+			return reconnect(wire.ReasonRevoked, "access was revoked at the provider: reconnect")
+		}
+		s.metrics.refreshes.WithLabelValues("expired").Inc()
 		return reconnect(wire.ReasonExpired, "the sign-in expired: reconnect")
 	}
 

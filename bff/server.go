@@ -49,7 +49,7 @@ type oauthProvider interface {
 	AuthCodeURL(state, verifier, nonce string) string
 	Exchange(ctx context.Context, code, verifier, nonce string) (*provider.Grant, error)
 	Refresh(ctx context.Context, refreshToken string) (*provider.Grant, error)
-	Revoke(ctx context.Context, refreshToken string) error
+	Revoke(ctx context.Context, refreshToken, accessToken string) error
 	OIDC() bool
 }
 
@@ -101,17 +101,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if addr := v.EmbeddedAddr(); addr != "" {
 		log.Info("TETHER_REDIS_URL is not set: using an embedded in-process Redis (one replica only)", "addr", addr)
 	}
-	p, err := provider.New(ctx, provider.Config{
-		Issuer: cfg.Issuer, AuthURL: cfg.AuthURL, TokenURL: cfg.TokenURL,
-		RevokeURL: cfg.RevokeURL, UserinfoURL: cfg.UserinfoURL,
-		ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Scopes: cfg.Scopes,
-		RedirectURL: cfg.PublicURL + wire.PathCallback,
-		HTTPClient:  &http.Client{Timeout: cfg.ProviderTimeout},
-		Now:         cfg.Now,
-	})
+	pc := cfg.providerConfig()
+	pc.HTTPClient, pc.Now, pc.Logger = &http.Client{Timeout: cfg.ProviderTimeout}, cfg.Now, log
+	p, err := provider.New(ctx, pc)
 	if err != nil {
 		v.Close()
-		return nil, &ConfigError{"TETHER_ISSUER", err}
+		return nil, &ConfigError{cfg.providerVar(), err}
 	}
 	s := newServer(cfg, v, p)
 	if cfg.WebDir != "" {

@@ -141,9 +141,9 @@ func (s *Server) handleLogout(c *gin.Context) {
 			writeError(c, o.code, "", o.msg)
 			return
 		}
-		if rec != nil && rec.RefreshToken != "" {
+		if rec != nil && (rec.RefreshToken != "" || rec.AccessToken != "") {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ProviderTimeout)
-			if err := s.provider.Revoke(rctx, rec.RefreshToken); err != nil {
+			if err := s.provider.Revoke(rctx, rec.RefreshToken, rec.AccessToken); err != nil {
 				s.log.Warn("logout: revocation at the provider failed; the session is removed here anyway", "err", err)
 			} else {
 				s.metrics.revocations.Inc()

@@ -17,6 +17,8 @@ type authRequest struct {
 	CodeChallenge       string
 	CodeChallengeMethod string
 	LoginHint           string
+	AccessType          string // Google: offline asks for a refresh token
+	Prompt              string // Google: consent forces the consent screen
 }
 
 func parseAuthRequest(v url.Values) authRequest {
@@ -30,6 +32,8 @@ func parseAuthRequest(v url.Values) authRequest {
 		CodeChallenge:       v.Get("code_challenge"),
 		CodeChallengeMethod: v.Get("code_challenge_method"),
 		LoginHint:           v.Get("login_hint"),
+		AccessType:          v.Get("access_type"),
+		Prompt:              v.Get("prompt"),
 	}
 }
 
@@ -96,13 +100,14 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 			subject = ar.LoginHint
 		}
 	default:
-		p.consentPage(w, ar)
+		p.consentPage(w, r.URL.Path, ar)
 		return
 	}
 
 	code := p.store.newCode(p.now(), authCode{
 		clientID: ar.ClientID, redirectURI: ar.RedirectURI, challenge: ar.CodeChallenge,
 		scope: ar.Scope, nonce: ar.Nonce, subject: subject,
+		refresh: p.issuesRefresh(ar, subject),
 	})
 	p.stats.codesIssued.Add(1)
 	p.redirect(w, r, ar, url.Values{"code": {code}})
@@ -139,13 +144,16 @@ func setPageHeaders(w http.ResponseWriter) {
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 }
 
-func (p *Provider) consentPage(w http.ResponseWriter, ar authRequest) {
+// consentPage asks which user signs in; the form posts back to action
+// (/authorize, or /login/oauth/authorize in the GitHub modes).
+func (p *Provider) consentPage(w http.ResponseWriter, action string, ar authRequest) {
 	setPageHeaders(w)
 	w.WriteHeader(http.StatusOK)
 	consentTmpl.Execute(w, struct {
-		Req   authRequest
-		Users []User
-	}{ar, Users})
+		Action string
+		Req    authRequest
+		Users  []User
+	}{action, ar, Users})
 }
 
 func (p *Provider) errorPage(w http.ResponseWriter, status int, msg string) {
@@ -172,7 +180,7 @@ var consentTmpl = template.Must(template.New("consent").Parse(`<!doctype html>
 <p class="warn">Development only — never use in production</p>
 <p><strong>{{.Req.ClientID}}</strong> asks for <strong>{{.Req.Scope}}</strong>.</p>
 <p class="meta">Returning to {{.Req.RedirectURI}}</p>
-<form method="post" action="/authorize">
+<form method="post" action="{{.Action}}">
 <input type="hidden" name="response_type" value="{{.Req.ResponseType}}">
 <input type="hidden" name="client_id" value="{{.Req.ClientID}}">
 <input type="hidden" name="redirect_uri" value="{{.Req.RedirectURI}}">
@@ -181,6 +189,9 @@ var consentTmpl = template.Must(template.New("consent").Parse(`<!doctype html>
 <input type="hidden" name="nonce" value="{{.Req.Nonce}}">
 <input type="hidden" name="code_challenge" value="{{.Req.CodeChallenge}}">
 <input type="hidden" name="code_challenge_method" value="{{.Req.CodeChallengeMethod}}">
+{{if .Req.AccessType}}<input type="hidden" name="access_type" value="{{.Req.AccessType}}">
+{{end}}{{if .Req.Prompt}}<input type="hidden" name="prompt" value="{{.Req.Prompt}}">
+{{end}}
 {{range .Users}}<button type="submit" name="user" value="{{.Subject}}" id="login-{{.Subject}}">Sign in as {{.Name}}</button>
 {{end}}<button type="submit" name="deny" value="1" class="deny" id="deny">Deny</button>
 </form>

@@ -26,7 +26,8 @@ type Stats struct {
 	// rotated refresh token (each also revoked its grant).
 	RefreshReuse int64 `json:"refresh_reuse"`
 	// Revoke counts POST /revoke requests that authenticated the client and
-	// named a token (answered 200, known token or not).
+	// named a token (answered 200, known token or not) and, in the GitHub
+	// modes, grants deleted by DELETE /api/v3/applications/{client_id}/grant.
 	Revoke int64 `json:"revoke"`
 	// APIOK counts GET /api/me answered 200.
 	APIOK int64 `json:"api_ok"`

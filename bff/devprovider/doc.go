@@ -38,6 +38,17 @@
 // does NOT extend it, and refresh_token_expires_in in every token response
 // is the seconds left until the grant's end.
 //
+// # Quirks
+//
+// Config.Quirks (TETHER_DEV_QUIRKS) makes it behave like a real provider on
+// the wire: QuirksGitHub (a GitHub App: GitHub's paths, form-encoded token
+// answers unless Accept: application/json, errors with HTTP 200, no OpenID
+// Connect, GET /api/v3/user, DELETE /api/v3/applications/{client_id}/grant),
+// QuirksGitHubOAuthApp (the same, with tokens that never expire and no
+// refresh token) and QuirksGoogle (a refresh token only with
+// access_type=offline, at the first consent or with prompt=consent; no
+// rotation). See Quirks for the details.
+//
 // # CORS
 //
 // /api/ and /control/ answer CORS requests from Config.AllowOrigins, or,

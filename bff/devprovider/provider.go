@@ -49,6 +49,9 @@ type Config struct {
 	// RevokeAccessOnRefresh makes a refresh revoke the grant's earlier
 	// access tokens, as Ory Hydra and GitHub do. Off by default.
 	RevokeAccessOnRefresh bool
+	// Quirks makes the provider behave like GitHub or Google on the wire
+	// (see Quirks). Default QuirksNone.
+	Quirks Quirks
 	// AllowOrigins are the CORS origins for /api/ and /control/. Empty
 	// allows any loopback http origin.
 	AllowOrigins []string
@@ -93,6 +96,9 @@ func New(cfg Config) (*Provider, error) {
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("devprovider: Issuer %q has a query or fragment", cfg.Issuer)
+	}
+	if !cfg.Quirks.Valid() {
+		return nil, fmt.Errorf("devprovider: Quirks %q is not github, github-oauth-app or google", cfg.Quirks)
 	}
 	if cfg.AccessTTL < 0 || cfg.RefreshTTL < 0 {
 		return nil, errors.New("devprovider: AccessTTL and RefreshTTL must not be negative")
@@ -166,14 +172,24 @@ func (p *Provider) Issuer() string { return p.issuer }
 
 func (p *Provider) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/openid-configuration", p.handleDiscovery)
-	mux.HandleFunc("GET /jwks", p.handleJWKS)
-	mux.HandleFunc("GET /authorize", p.handleAuthorize)
-	mux.HandleFunc("POST /authorize", p.handleAuthorize)
-	mux.HandleFunc("POST /token", p.handleToken)
-	mux.HandleFunc("POST /revoke", p.handleRevoke)
-	mux.HandleFunc("GET /userinfo", p.handleUserInfo)
-	mux.HandleFunc("POST /userinfo", p.handleUserInfo)
+	if p.cfg.Quirks.github() {
+		// GitHub Enterprise Server's layout; no discovery, no ID tokens,
+		// no RFC 7009.
+		mux.HandleFunc("GET /login/oauth/authorize", p.handleAuthorize)
+		mux.HandleFunc("POST /login/oauth/authorize", p.handleAuthorize)
+		mux.HandleFunc("POST /login/oauth/access_token", p.handleToken)
+		mux.HandleFunc("GET /api/v3/user", p.handleGitHubUser)
+		mux.HandleFunc("DELETE /api/v3/applications/{client_id}/grant", p.handleGitHubDeleteGrant)
+	} else {
+		mux.HandleFunc("GET /.well-known/openid-configuration", p.handleDiscovery)
+		mux.HandleFunc("GET /jwks", p.handleJWKS)
+		mux.HandleFunc("GET /authorize", p.handleAuthorize)
+		mux.HandleFunc("POST /authorize", p.handleAuthorize)
+		mux.HandleFunc("POST /token", p.handleToken)
+		mux.HandleFunc("POST /revoke", p.handleRevoke)
+		mux.HandleFunc("GET /userinfo", p.handleUserInfo)
+		mux.HandleFunc("POST /userinfo", p.handleUserInfo)
+	}
 	mux.HandleFunc("GET /api/me", p.handleAPIMe)
 	mux.HandleFunc("GET /api/public", p.handleAPIPublic)
 	mux.HandleFunc("POST /api/public", p.handleAPIPublic)

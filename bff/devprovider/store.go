@@ -64,6 +64,7 @@ type authCode struct {
 	scope       string
 	nonce       string
 	subject     string
+	refresh     bool // the exchange issues a refresh token
 	expires     time.Time
 	used        bool
 	grant       *grant // what the exchange produced, revoked on replay
@@ -102,14 +103,18 @@ type store struct {
 	access    map[string]*accessToken
 	refresh   map[string]*refreshToken
 	lastPrune time.Time
+	// consented holds subject+client pairs that have given offline
+	// consent (Google quirks).
+	consented map[string]bool
 }
 
 func newStore() store {
 	return store{
-		codes:   make(map[string]*authCode),
-		grants:  make(map[*grant]struct{}),
-		access:  make(map[string]*accessToken),
-		refresh: make(map[string]*refreshToken),
+		codes:     make(map[string]*authCode),
+		grants:    make(map[*grant]struct{}),
+		access:    make(map[string]*accessToken),
+		refresh:   make(map[string]*refreshToken),
+		consented: make(map[string]bool),
 	}
 }
 
@@ -152,12 +157,16 @@ func (s *store) newCode(now time.Time, c authCode) string {
 	return code
 }
 
-// issueLocked mints an access and a refresh token for g.
-func (s *store) issueLocked(now time.Time, g *grant, scope string, accessTTL time.Duration) issued {
-	at, rt := randomToken(PrefixAccessToken), randomToken(PrefixRefreshToken)
+// issueLocked mints an access token and, with withRefresh, a refresh
+// token for g.
+func (s *store) issueLocked(now time.Time, g *grant, scope string, accessTTL time.Duration, withRefresh bool) issued {
+	at, rt := randomToken(PrefixAccessToken), ""
 	exp := now.Add(accessTTL)
 	s.access[at] = &accessToken{grant: g, scope: scope, expires: exp}
-	s.refresh[rt] = &refreshToken{grant: g}
+	if withRefresh {
+		rt = randomToken(PrefixRefreshToken)
+		s.refresh[rt] = &refreshToken{grant: g}
+	}
 	return issued{
 		access: at, accessExpires: exp, refresh: rt,
 		subject: g.subject, scope: scope, nonce: g.nonce,
@@ -197,12 +206,14 @@ func (s *store) exchangeCode(now time.Time, code, clientID, redirectURI string, 
 	}
 	s.grants[g] = struct{}{}
 	c.grant = g
-	return s.issueLocked(now, g, g.scope, accessTTL), nil
+	return s.issueLocked(now, g, g.scope, accessTTL, c.refresh), nil
 }
 
-// refreshGrant rotates a refresh token. reuse reports that rt had already
-// been rotated, in which case its grant is now revoked.
-func (s *store) refreshGrant(now time.Time, rt, clientID, scope string, accessTTL time.Duration, revokeAccess bool) (out issued, reuse bool, oe *oauthError) {
+// refreshGrant redeems a refresh token: with rotate, it is used up and a
+// new one issued; without (Google), it stays valid and none is issued.
+// reuse reports that rt had already been rotated, in which case its grant
+// is now revoked.
+func (s *store) refreshGrant(now time.Time, rt, clientID, scope string, accessTTL time.Duration, revokeAccess, rotate bool) (out issued, reuse bool, oe *oauthError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pruneLocked(now)
@@ -229,7 +240,7 @@ func (s *store) refreshGrant(now time.Time, rt, clientID, scope string, accessTT
 	} else if !scopeSubset(scope, g.scope) {
 		return issued{}, false, &oauthError{status: 400, code: "invalid_scope", desc: "requested scope exceeds the grant"}
 	}
-	t.used = true
+	t.used = rotate
 	if revokeAccess {
 		for _, a := range s.access {
 			if a.grant == g {
@@ -237,7 +248,34 @@ func (s *store) refreshGrant(now time.Time, rt, clientID, scope string, accessTT
 			}
 		}
 	}
-	return s.issueLocked(now, g, scope, accessTTL), false, nil
+	return s.issueLocked(now, g, scope, accessTTL, rotate), false, nil
+}
+
+// offlineConsent records that subject gave client offline access and
+// reports whether that yields a refresh token: at the first consent, or
+// when the consent screen was forced (Google's prompt=consent).
+func (s *store) offlineConsent(subject, clientID string, forced bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := subject + "\x00" + clientID
+	first := !s.consented[k]
+	s.consented[k] = true
+	return first || forced
+}
+
+// revokeGrantOf revokes the grant of access token tok, as GitHub's DELETE
+// /applications/{client_id}/grant does, and reports whether tok was a
+// live token of clientID.
+func (s *store) revokeGrantOf(now time.Time, tok, clientID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pruneLocked(now)
+	t := s.access[tok]
+	if t == nil || t.revoked || t.grant.revoked || t.grant.clientID != clientID || !now.Before(t.expires) {
+		return false
+	}
+	s.revokeGrantLocked(t.grant)
+	return true
 }
 
 func scopeSubset(asked, granted string) bool {
@@ -257,8 +295,9 @@ func (s *store) revokeGrantLocked(g *grant) {
 }
 
 // revokeToken implements RFC 7009 for clientID: a refresh token revokes its
-// grant, an access token only itself. Unknown tokens are ignored.
-func (s *store) revokeToken(now time.Time, tok, clientID string) {
+// grant, an access token only itself or, with accessRevokesGrant
+// (Google), its grant too. Unknown tokens are ignored.
+func (s *store) revokeToken(now time.Time, tok, clientID string, accessRevokesGrant bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pruneLocked(now)
@@ -267,6 +306,9 @@ func (s *store) revokeToken(now time.Time, tok, clientID string) {
 	}
 	if t := s.access[tok]; t != nil && t.grant.clientID == clientID {
 		t.revoked = true
+		if accessRevokesGrant {
+			s.revokeGrantLocked(t.grant)
+		}
 	}
 }
 

@@ -132,7 +132,7 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		p.stats.tokenErrors.Add(1)
-		p.writeOAuthError(w, errInvalidRequest("cannot parse the form body"))
+		p.writeTokenError(w, r, errInvalidRequest("cannot parse the form body"), "")
 		return
 	}
 	gt := r.PostForm.Get("grant_type")
@@ -146,10 +146,10 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	out, oe := p.token(r, gt)
 	if oe != nil {
 		p.stats.tokenErrors.Add(1)
-		p.writeOAuthError(w, oe)
+		p.writeTokenError(w, r, oe, gt)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	p.writeTokenResponse(w, r, out)
 }
 
 func (p *Provider) token(r *http.Request, gt string) (tokenResponse, *oauthError) {
@@ -158,6 +158,7 @@ func (p *Provider) token(r *http.Request, gt string) (tokenResponse, *oauthError
 		return tokenResponse{}, oe
 	}
 	now := p.now()
+	accessTTL, refreshTTL := p.lifetimes()
 	var (
 		iss   issued
 		nonce bool
@@ -169,7 +170,7 @@ func (p *Provider) token(r *http.Request, gt string) (tokenResponse, *oauthError
 			return tokenResponse{}, errInvalidRequest("code and code_verifier are required")
 		}
 		verify := func(challenge string) bool { return pkceS256Matches(verifier, challenge) }
-		iss, oe = p.store.exchangeCode(now, code, clientID, r.PostForm.Get("redirect_uri"), verify, p.cfg.AccessTTL, p.cfg.RefreshTTL)
+		iss, oe = p.store.exchangeCode(now, code, clientID, r.PostForm.Get("redirect_uri"), verify, accessTTL, refreshTTL)
 		nonce = true
 	case "refresh_token":
 		rt := r.PostForm.Get("refresh_token")
@@ -177,7 +178,7 @@ func (p *Provider) token(r *http.Request, gt string) (tokenResponse, *oauthError
 			return tokenResponse{}, errInvalidRequest("refresh_token is required")
 		}
 		var reuse bool
-		iss, reuse, oe = p.store.refreshGrant(now, rt, clientID, r.PostForm.Get("scope"), p.cfg.AccessTTL, p.cfg.RevokeAccessOnRefresh)
+		iss, reuse, oe = p.store.refreshGrant(now, rt, clientID, r.PostForm.Get("scope"), accessTTL, p.cfg.RevokeAccessOnRefresh, p.cfg.Quirks != QuirksGoogle)
 		if reuse {
 			p.stats.refreshReuse.Add(1)
 		}
@@ -197,7 +198,7 @@ func (p *Provider) token(r *http.Request, gt string) (tokenResponse, *oauthError
 		RefreshTokenExpiresIn: int64(iss.refreshExpiry.Sub(now) / time.Second),
 		Scope:                 iss.scope,
 	}
-	if slices.Contains(strings.Fields(iss.scope), "openid") {
+	if slices.Contains(strings.Fields(iss.scope), "openid") && !p.cfg.Quirks.github() {
 		idt, err := p.idToken(now, iss, clientID, nonce)
 		if err != nil {
 			return tokenResponse{}, &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "cannot sign the ID token"}
@@ -265,7 +266,7 @@ func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		p.writeOAuthError(w, errInvalidRequest("token is required"))
 		return
 	}
-	p.store.revokeToken(p.now(), tok, clientID)
+	p.store.revokeToken(p.now(), tok, clientID, p.cfg.Quirks == QuirksGoogle)
 	p.stats.revoke.Add(1)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-
-	"golang.org/x/oauth2"
 )
 
 // ErrRevoked means the provider refused the grant for good (RFC 6749
@@ -31,10 +29,12 @@ var ErrUnavailable = errors.New("provider unavailable")
 // ErrUnavailable for refresh purposes: it is never taken as revocation.
 var ErrBadResponse = fmt.Errorf("bad response: %w", ErrUnavailable)
 
-// revokedCodes are the error codes that mean the grant is gone.
+// revokedCodes are the error codes that mean the grant (or, at the code
+// exchange, the code) is gone. Only with a status below 500.
 var revokedCodes = map[string]bool{
-	"invalid_grant":     true,
-	"bad_refresh_token": true, // GitHub, with HTTP 200
+	"invalid_grant":         true, // RFC 6749; Google, Entra (AADSTS… in the description)
+	"bad_refresh_token":     true, // GitHub, with HTTP 200 (some report 400)
+	"bad_verification_code": true, // GitHub's invalid_grant for a code, with HTTP 200
 }
 
 // Error is a failed token-endpoint call, reduced to what is safe to log:
@@ -46,19 +46,25 @@ type Error struct {
 	Description string        // error_description, at most 200 bytes
 	RetryAfter  time.Duration // from a Retry-After header, when present
 	kind        error         // ErrRevoked or ErrUnavailable
-	cause       error         // a transport error, when there was no response
+	cause       error         // a transport error, or what was wrong with the body
 }
 
-// Error describes the failure without any token material.
+// Error describes the failure without any token material: the class, the
+// HTTP status, the error code with its (redacted) description, and the
+// transport error, each when there is one.
 func (e *Error) Error() string {
-	switch {
-	case e.Status == 0 && e.cause != nil:
-		return fmt.Sprintf("%v: %v", e.kind, e.cause)
-	case e.Code != "":
-		return fmt.Sprintf("%v: HTTP %d %s %q", e.kind, e.Status, e.Code, e.Description)
-	default:
-		return fmt.Sprintf("%v: HTTP %d", e.kind, e.Status)
+	var b strings.Builder
+	b.WriteString(e.kind.Error())
+	if e.Status != 0 {
+		fmt.Fprintf(&b, ": HTTP %d", e.Status)
 	}
+	if e.Code != "" {
+		fmt.Fprintf(&b, " %s %q", e.Code, e.Description)
+	}
+	if e.cause != nil {
+		fmt.Fprintf(&b, ": %v", e.cause)
+	}
+	return b.String()
 }
 
 // Unwrap lets errors.Is match ErrRevoked or ErrUnavailable, and the
@@ -68,39 +74,6 @@ func (e *Error) Unwrap() []error {
 		return []error{e.kind, e.cause}
 	}
 	return []error{e.kind}
-}
-
-// classify turns an x/oauth2 error into an *Error. secrets (the refresh
-// token, the client secret, a code or verifier) are cut out of the
-// provider's error_description, which may echo them.
-func classify(err error, secrets ...string) error {
-	var re *oauth2.RetrieveError
-	if !errors.As(err, &re) {
-		// No usable response: the connection failed, timed out, or the body
-		// did not parse. x/oauth2's parse errors quote a byte or two of the
-		// body at most; keep only our own words for them.
-		e := &Error{kind: ErrUnavailable, cause: err}
-		if !isTransport(err) {
-			e.kind, e.cause = ErrBadResponse, errors.New("malformed token response")
-		}
-		return e
-	}
-	e := &Error{Code: re.ErrorCode, Description: trim(redact(re.ErrorDescription, secrets), 200), kind: ErrUnavailable}
-	if re.Response != nil {
-		e.Status = re.Response.StatusCode
-		e.RetryAfter = retryAfter(re.Response.Header.Get("Retry-After"))
-	}
-	if revokedCodes[re.ErrorCode] && e.Status < 500 {
-		e.kind = ErrRevoked
-	}
-	return e
-}
-
-// isTransport reports whether err came from the HTTP round trip (dial,
-// reset, timeout, cancellation) rather than from parsing.
-func isTransport(err error) bool {
-	var ue interface{ Timeout() bool }
-	return errors.As(err, &ue) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
 // RetryAfterOf returns the provider's Retry-After advice carried by err, or 0.
@@ -153,24 +126,6 @@ func trim(s string, n int) string {
 		return s[:n]
 	}
 	return s
-}
-
-// extraSeconds reads a token-response member that should be a number of
-// seconds but may arrive as a JSON number or a string.
-func extraSeconds(v any) int64 {
-	switch x := v.(type) {
-	case float64:
-		return int64(x)
-	case int64: // a number in a form-encoded response (GitHub), via Token.Extra
-		return x
-	case json.Number:
-		n, _ := x.Int64()
-		return n
-	case string:
-		n, _ := strconv.ParseInt(x, 10, 64)
-		return n
-	}
-	return 0
 }
 
 // doJSON performs req and decodes a 2xx JSON answer into v.

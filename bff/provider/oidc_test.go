@@ -201,7 +201,7 @@ func TestExplicitEndpointsOverrideDiscovery(t *testing.T) {
 	if err != nil || g.AccessToken != "fake_at" {
 		t.Fatalf("Refresh = %+v, %v; want fake_at from the explicit token URL", g, err)
 	}
-	if err := p.Revoke(context.Background(), testRefresh); err != nil {
+	if err := p.Revoke(context.Background(), testRefresh, "at_x"); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
 	if n := hits.Load(); n != 2 {
@@ -291,7 +291,7 @@ func TestExchangeOIDC(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := p.Revoke(ctx, g.RefreshToken); err != nil {
+		if err := p.Revoke(ctx, g.RefreshToken, g.AccessToken); err != nil {
 			t.Fatalf("Revoke: %v", err)
 		}
 		if _, err := p.Refresh(ctx, g.RefreshToken); !errors.Is(err, provider.ErrRevoked) {
@@ -327,5 +327,34 @@ func TestExchangeUserinfo(t *testing.T) {
 	}
 	if g.Subject != "alice" || g.Name != "Alice Liddell" {
 		t.Errorf("Grant %+v; want alice / Alice Liddell from userinfo", g)
+	}
+}
+
+// AuthParams reach the authorization request, but cannot replace state,
+// PKCE, the nonce, the client, the redirect URI or the scopes.
+func TestAuthParams(t *testing.T) {
+	issuer := startDev(t)
+	cfg := devConfig(issuer, "openid", "profile")
+	cfg.AuthParams = url.Values{"audience": {"https://api.example"}, "login_hint": {"bob"}, "empty": {""},
+		"state": {"forged"}, "code_challenge": {"forged"}, "code_challenge_method": {"plain"}, "nonce": {"forged"},
+		"client_id": {"forged"}, "redirect_uri": {"https://evil.example/cb"}, "response_type": {"token"}, "scope": {"admin"}}
+	p := newDevProvider(t, cfg)
+	u, _ := url.Parse(p.AuthCodeURL("st-1", provider.NewVerifier(), "n-1"))
+	q := u.Query()
+	if q.Get("audience") != "https://api.example" || q.Get("login_hint") != "bob" || q.Has("empty") {
+		t.Errorf("query %v; want audience and login_hint, no empty parameter", q)
+	}
+	want := map[string]string{"state": "st-1", "code_challenge_method": "S256", "nonce": "n-1", "client_id": devprovider.DefaultClientID,
+		"redirect_uri": devRedirect, "response_type": "code", "scope": "openid profile"}
+	for k, v := range want {
+		if q.Get(k) != v || len(q[k]) != 1 {
+			t.Errorf("%s=%q; want %q", k, q[k], v)
+		}
+	}
+	if q.Get("code_challenge") == "forged" {
+		t.Error("AuthParams replaced the PKCE challenge")
+	}
+	if !provider.ReservedAuthParam("state") || provider.ReservedAuthParam("audience") {
+		t.Error("ReservedAuthParam is wrong about state or audience")
 	}
 }

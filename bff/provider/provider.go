@@ -11,10 +11,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -23,16 +25,29 @@ import (
 
 // Config names a provider and Tether's registration with it. Either Issuer
 // (OpenID Connect discovery) or AuthURL and TokenURL must be set; explicit
-// URLs override what discovery found.
+// URLs override what discovery found. GitHub, Google and Entra return a
+// Config with the endpoints, scopes and Flavor of those providers filled
+// in.
 type Config struct {
-	Issuer       string
-	AuthURL      string
-	TokenURL     string
-	RevokeURL    string
+	// Flavor selects quirk handling; explicit URLs do not change it (a
+	// GitHub Enterprise Server is FlavorGitHub with its own URLs).
+	Flavor Flavor
+	Issuer string
+	// AuthURL and TokenURL are the authorization and token endpoints.
+	AuthURL  string
+	TokenURL string
+	// RevokeURL is the RFC 7009 endpoint; with FlavorGitHub, the
+	// DELETE /applications/{client_id}/grant URL.
+	RevokeURL string
+	// UserinfoURL identifies the user when there is no ID token; with
+	// FlavorGitHub, the REST API's /user.
 	UserinfoURL  string
 	ClientID     string
 	ClientSecret string
 	Scopes       []string
+	// AuthParams are added to every authorization request (Google's
+	// access_type=offline, Auth0's audience); see ReservedAuthParam.
+	AuthParams url.Values
 	// RedirectURL is the BFF's callback, registered at the provider.
 	RedirectURL string
 	// HTTPClient talks to the provider; its Timeout bounds every call.
@@ -40,6 +55,9 @@ type Config struct {
 	HTTPClient *http.Client
 	// Now is the clock that expires_in counts from. Default time.Now.
 	Now func() time.Time
+	// Logger receives warnings about odd token responses (no expires_in,
+	// say), each once per Provider. Default: discard.
+	Logger *slog.Logger
 }
 
 // Grant is what a successful code exchange or refresh produced.
@@ -62,12 +80,24 @@ type Grant struct {
 
 // Provider talks to one authorization server. It is safe for concurrent use.
 type Provider struct {
-	oauth       oauth2.Config
-	client      *http.Client
-	verifier    *oidc.IDTokenVerifier // nil for plain OAuth 2.0
-	revokeURL   string
-	userinfoURL string
-	now         func() time.Time
+	flavor     Flavor
+	oauth      oauth2.Config
+	authParams url.Values
+	client     *http.Client
+	verifier   *oidc.IDTokenVerifier // nil for plain OAuth 2.0
+	// issuerTemplate is Entra's multi-tenant issuer with {tenantid}, which
+	// each ID token's iss must match with its own tid; "" when the
+	// verifier checks one fixed issuer.
+	issuerTemplate string
+	// issuer is the one go-oidc checks; schemelessIssuer is Google's other
+	// form of it, checked by checkIssuer.
+	issuer           string
+	schemelessIssuer string
+	revokeURL        string
+	userinfoURL      string
+	now              func() time.Time
+	log              *slog.Logger
+	logged           sync.Map // keys of the warnings already logged
 }
 
 // New builds a Provider, running OpenID Connect discovery when cfg.Issuer
@@ -82,15 +112,30 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	client := cfg.HTTPClient
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
+	switch cfg.Flavor {
+	case FlavorGeneric, FlavorGoogle, FlavorEntra:
+	case FlavorGitHub:
+		if cfg.Issuer != "" {
+			return nil, errors.New("provider: GitHub has no OpenID Connect issuer; set its endpoints")
+		}
+	default:
+		return nil, fmt.Errorf("provider: unknown flavor %q", cfg.Flavor)
+	}
 	p := &Provider{
+		flavor:      cfg.Flavor,
+		authParams:  cfg.AuthParams,
 		client:      client,
 		revokeURL:   cfg.RevokeURL,
 		userinfoURL: cfg.UserinfoURL,
 		now:         cfg.Now,
+		log:         cfg.Logger,
 		oauth: oauth2.Config{
 			ClientID:     cfg.ClientID,
 			ClientSecret: cfg.ClientSecret,
@@ -98,7 +143,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 			Scopes:       cfg.Scopes,
 			Endpoint: oauth2.Endpoint{
 				AuthURL: cfg.AuthURL, TokenURL: cfg.TokenURL,
-				AuthStyle: authStyle(cfg.ClientSecret, nil),
+				AuthStyle: authStyle(cfg.Flavor, cfg.ClientSecret, nil),
 			},
 		},
 	}
@@ -106,6 +151,9 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		if err := p.discover(ctx, cfg); err != nil {
 			return nil, err
 		}
+	}
+	if p.flavor == FlavorGitHub && p.userinfoURL == "" {
+		return nil, errors.New("provider: GitHub needs its REST API's /user URL to identify the user")
 	}
 	if p.oauth.Endpoint.AuthURL == "" || p.oauth.Endpoint.TokenURL == "" {
 		return nil, errors.New("provider: no authorization or token endpoint: set an issuer or both endpoint URLs")
@@ -124,7 +172,14 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 // discover fills endpoints and the ID-token verifier from the issuer's
 // /.well-known/openid-configuration.
 func (p *Provider) discover(ctx context.Context, cfg Config) error {
-	op, err := oidc.NewProvider(oidc.ClientContext(ctx, p.client), cfg.Issuer)
+	ctx = oidc.ClientContext(ctx, p.client)
+	if p.flavor == FlavorEntra {
+		var err error
+		if ctx, err = p.entraIssuer(ctx, cfg.Issuer); err != nil {
+			return err
+		}
+	}
+	op, err := oidc.NewProvider(ctx, cfg.Issuer)
 	if err != nil {
 		return fmt.Errorf("provider: discovery at %s: %w", cfg.Issuer, err)
 	}
@@ -143,28 +198,38 @@ func (p *Provider) discover(ctx context.Context, cfg Config) error {
 	if p.oauth.Endpoint.TokenURL == "" {
 		p.oauth.Endpoint.TokenURL = ep.TokenURL
 	}
-	p.oauth.Endpoint.AuthStyle = authStyle(cfg.ClientSecret, meta.AuthMethods)
+	p.oauth.Endpoint.AuthStyle = authStyle(p.flavor, cfg.ClientSecret, meta.AuthMethods)
 	if p.revokeURL == "" {
 		p.revokeURL = meta.Revocation
 	}
 	if p.userinfoURL == "" {
 		p.userinfoURL = meta.Userinfo
 	}
+	if p.flavor == FlavorGoogle {
+		// go-oidc checked that discovery states cfg.Issuer exactly.
+		p.issuer, p.schemelessIssuer = cfg.Issuer, googleSchemeless(cfg.Issuer)
+	}
 	if slices.Contains(cfg.Scopes, oidc.ScopeOpenID) {
-		p.verifier = op.Verifier(&oidc.Config{ClientID: cfg.ClientID, Now: func() time.Time { return p.now() }})
+		p.verifier = op.Verifier(&oidc.Config{
+			ClientID: cfg.ClientID, Now: func() time.Time { return p.now() },
+			// checkIssuer does it: Entra's template, Google's two forms.
+			SkipIssuerCheck: p.issuerTemplate != "" || p.schemelessIssuer != "",
+		})
 	}
 	return nil
 }
 
 // authStyle picks, once, how the client authenticates at the token
-// endpoint, so that x/oauth2 never probes: its probe repeats a failed
-// request the other way, which presents a refresh token twice (perhaps
-// after the server rotated it) and doubles the time an outage takes.
-// HTTP Basic is what every server must support (RFC 6749 section 2.3.1,
-// the RFC 8414 default); a public client, or a server that lists
-// client_secret_post but not client_secret_basic, gets the form.
-func authStyle(secret string, methods []string) oauth2.AuthStyle {
-	if secret == "" || len(methods) > 0 && !slices.Contains(methods, "client_secret_basic") && slices.Contains(methods, "client_secret_post") {
+// endpoint; it is never probed (a probe repeats a failed request the
+// other way, which presents a refresh token twice, perhaps after the
+// server rotated it, and doubles the time an outage takes). HTTP Basic is
+// what every server must support (RFC 6749 section 2.3.1, the RFC 8414
+// default); a public client, or a server that lists client_secret_post but
+// not client_secret_basic, gets the form. The presets use the form, which
+// is what GitHub, Google and Microsoft document (and Basic would need
+// secrets with + / = form-encoded, which not every server decodes).
+func authStyle(f Flavor, secret string, methods []string) oauth2.AuthStyle {
+	if f != FlavorGeneric || secret == "" || len(methods) > 0 && !slices.Contains(methods, "client_secret_basic") && slices.Contains(methods, "client_secret_post") {
 		return oauth2.AuthStyleInParams
 	}
 	return oauth2.AuthStyleInHeader
@@ -173,37 +238,64 @@ func authStyle(secret string, methods []string) oauth2.AuthStyle {
 // OIDC reports whether logins carry a nonce and return a verified ID token.
 func (p *Provider) OIDC() bool { return p.verifier != nil }
 
-// CanRevoke reports whether the provider has an RFC 7009 revocation endpoint.
+// CanRevoke reports whether logout can end the grant at the provider: an
+// RFC 7009 revocation endpoint, or GitHub's grant endpoint.
 func (p *Provider) CanRevoke() bool { return p.revokeURL != "" }
+
+// Flavor reports the quirk handling in use.
+func (p *Provider) Flavor() Flavor { return p.flavor }
 
 // NewVerifier returns a fresh PKCE code verifier (RFC 7636, 32 random bytes).
 func NewVerifier() string { return oauth2.GenerateVerifier() }
 
-// AuthCodeURL is where the browser goes to log in: PKCE S256 always, and a
-// nonce when the provider speaks OpenID Connect.
+// AuthCodeURL is where the browser goes to log in: PKCE S256 always, a
+// nonce when the provider speaks OpenID Connect, and Config.AuthParams.
 func (p *Provider) AuthCodeURL(state, verifier, nonce string) string {
-	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}
+	var opts []oauth2.AuthCodeOption
+	for k, vs := range p.authParams {
+		if len(vs) > 0 && vs[0] != "" && !ReservedAuthParam(k) {
+			opts = append(opts, oauth2.SetAuthURLParam(k, vs[0]))
+		}
+	}
+	opts = append(opts, oauth2.S256ChallengeOption(verifier))
 	if nonce != "" && p.OIDC() {
 		opts = append(opts, oidc.Nonce(nonce))
 	}
 	return p.oauth.AuthCodeURL(state, opts...)
 }
 
-// Exchange trades an authorization code for a Grant, verifying the ID token
-// and its nonce when the provider speaks OpenID Connect.
-func (p *Provider) Exchange(ctx context.Context, code, verifier, nonce string) (*Grant, error) {
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, p.client)
-	tok, err := p.oauth.Exchange(ctx, code, oauth2.VerifierOption(verifier))
-	if err != nil {
-		return nil, fmt.Errorf("provider: code exchange: %w", classify(err, code, verifier, p.oauth.ClientSecret))
+// ReservedAuthParam reports whether name is an authorization request
+// parameter that Config.AuthParams cannot set: Tether's own (state, PKCE,
+// nonce, client, redirect, response type) and scope (set Scopes).
+func ReservedAuthParam(name string) bool {
+	switch name {
+	case "state", "code_challenge", "code_challenge_method", "nonce",
+		"client_id", "redirect_uri", "response_type", "scope":
+		return true
 	}
-	g := p.grant(tok)
+	return false
+}
+
+// Exchange trades an authorization code for a Grant, verifying the ID token
+// and its nonce when the provider speaks OpenID Connect, else asking the
+// userinfo endpoint (GitHub: GET /user) who the user is.
+func (p *Provider) Exchange(ctx context.Context, code, verifier, nonce string) (*Grant, error) {
+	form := url.Values{
+		"grant_type":    {"authorization_code"},
+		"code":          {code},
+		"redirect_uri":  {p.oauth.RedirectURL},
+		"code_verifier": {verifier},
+	}
+	tr, err := p.postToken(ctx, form, code, verifier)
+	if err != nil {
+		return nil, fmt.Errorf("provider: code exchange: %w", err)
+	}
+	g := p.grant(tr)
 	if p.OIDC() {
-		raw, _ := tok.Extra("id_token").(string)
-		if raw == "" {
+		if tr.IDToken == "" {
 			return nil, fmt.Errorf("provider: code exchange: %w: no id_token in the token response", ErrBadResponse)
 		}
-		idt, err := p.verifier.Verify(ctx, raw)
+		idt, err := p.verifier.Verify(oidc.ClientContext(ctx, p.client), tr.IDToken)
 		if err != nil {
 			return nil, fmt.Errorf("provider: id token: %w: %w", ErrBadResponse, err)
 		}
@@ -214,10 +306,17 @@ func (p *Provider) Exchange(ctx context.Context, code, verifier, nonce string) (
 		if err := idt.Claims(&c); err != nil {
 			return nil, fmt.Errorf("provider: id token claims: %w: %w", ErrBadResponse, err)
 		}
+		if err := p.checkIssuer(idt.Issuer, c.TenantID); err != nil {
+			return nil, err
+		}
 		g.Subject, g.Name = idt.Subject, c.displayName()
 	}
 	if g.Subject == "" && p.userinfoURL != "" {
-		if err := p.userinfo(ctx, g); err != nil {
+		identify := p.userinfo
+		if p.flavor == FlavorGitHub {
+			identify = p.githubUser
+		}
+		if err := identify(ctx, g); err != nil {
 			return nil, err
 		}
 	}
@@ -225,49 +324,46 @@ func (p *Provider) Exchange(ctx context.Context, code, verifier, nonce string) (
 }
 
 // Refresh redeems a refresh token. A returned error wraps ErrRevoked when
-// the provider says the grant is gone, else ErrUnavailable.
+// the provider says the grant is gone, else ErrUnavailable. The Grant's
+// RefreshToken is empty when the provider did not rotate (Google): keep
+// the old one.
 func (p *Provider) Refresh(ctx context.Context, refreshToken string) (*Grant, error) {
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, p.client)
-	tok, err := p.oauth.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
-	if err != nil {
-		return nil, fmt.Errorf("provider: refresh: %w", classify(err, refreshToken, p.oauth.ClientSecret))
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}
+	if p.flavor == FlavorEntra && len(p.oauth.Scopes) > 0 {
+		// Entra's v2.0 refresh request lists scope as required.
+		form.Set("scope", strings.Join(p.oauth.Scopes, " "))
 	}
-	g := p.grant(tok)
+	tr, err := p.postToken(ctx, form, refreshToken)
+	if err != nil {
+		return nil, fmt.Errorf("provider: refresh: %w", err)
+	}
+	g := p.grant(tr)
 	if g.RefreshToken == refreshToken {
-		// x/oauth2 copies the old refresh token when none came back; say so
-		// plainly: the provider did not rotate.
-		g.RefreshToken = ""
+		g.RefreshToken = "" // sent back unchanged: not a rotation
 	}
 	return g, nil
 }
 
-// grant converts an x/oauth2 token.
-func (p *Provider) grant(tok *oauth2.Token) *Grant {
+// grant converts a token response, counting lifetimes from our clock.
+func (p *Provider) grant(tr *tokenResponse) *Grant {
 	g := &Grant{
-		AccessToken:  tok.AccessToken,
-		TokenType:    tok.TokenType,
-		RefreshToken: tok.RefreshToken,
-		Expiry:       tok.Expiry,
+		AccessToken:  tr.AccessToken,
+		TokenType:    tr.TokenType,
+		RefreshToken: tr.RefreshToken,
+		Scope:        tr.Scope,
 	}
-	// x/oauth2 counts from time.Now; count from our clock instead. It
-	// leaves ExpiresIn zero for a form-encoded response.
-	if secs := max(tok.ExpiresIn, extraSeconds(tok.Extra("expires_in"))); secs > 0 {
-		g.Expiry = p.now().Add(time.Duration(secs) * time.Second)
-	}
+	g.Expiry, g.RefreshExpiry = p.expiries(tr)
+	// RFC 6749 says token_type is case-insensitive; GitHub sends "bearer",
+	// some servers nothing at all.
 	if g.TokenType == "" || strings.EqualFold(g.TokenType, "bearer") {
 		g.TokenType = "Bearer"
-	}
-	if s, ok := tok.Extra("scope").(string); ok {
-		g.Scope = s
-	}
-	if secs := extraSeconds(tok.Extra("refresh_token_expires_in")); secs > 0 {
-		g.RefreshExpiry = p.now().Add(time.Duration(secs) * time.Second)
 	}
 	return g
 }
 
 // claims are the ID-token and userinfo members used for display.
 type claims struct {
+	TenantID          string `json:"tid"` // Entra
 	Subject           string `json:"sub"`
 	Name              string `json:"name"`
 	PreferredUsername string `json:"preferred_username"`

@@ -10,13 +10,29 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// Revoke asks the provider to revoke a refresh token and, with it, the
-// grant (RFC 7009). Without a revocation endpoint it does nothing.
-func (p *Provider) Revoke(ctx context.Context, refreshToken string) error {
-	if p.revokeURL == "" || refreshToken == "" {
+// Revoke ends the grant at the provider, for logout. With an RFC 7009
+// endpoint it revokes the refresh token (which revokes the grant) or,
+// when there is none, the access token. With GitHub it deletes the grant,
+// which takes the access token. Without a way to revoke, or without the
+// token that way needs, it does nothing.
+func (p *Provider) Revoke(ctx context.Context, refreshToken, accessToken string) error {
+	if p.revokeURL == "" {
 		return nil
 	}
-	form := url.Values{"token": {refreshToken}, "token_type_hint": {"refresh_token"}}
+	if p.flavor == FlavorGitHub {
+		if accessToken == "" {
+			return nil
+		}
+		return p.revokeGitHub(ctx, accessToken)
+	}
+	token, hint := refreshToken, "refresh_token"
+	if token == "" {
+		token, hint = accessToken, "access_token"
+	}
+	if token == "" {
+		return nil
+	}
+	form := url.Values{"token": {token}, "token_type_hint": {hint}}
 	if p.oauth.Endpoint.AuthStyle != oauth2.AuthStyleInHeader {
 		// The same client authentication as at the token endpoint.
 		form.Set("client_id", p.oauth.ClientID)

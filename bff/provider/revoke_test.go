@@ -45,7 +45,7 @@ func TestRevoke(t *testing.T) {
 			if !p.CanRevoke() {
 				t.Fatal("CanRevoke() = false with a RevokeURL")
 			}
-			err := p.Revoke(context.Background(), testRefresh)
+			err := p.Revoke(context.Background(), testRefresh, "at_x")
 			if n := hits.Load(); n != 1 {
 				t.Errorf("%d requests; want 1", n)
 			}
@@ -86,7 +86,7 @@ func TestRevokeEncodesCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Revoke(context.Background(), testRefresh); err != nil {
+	if err := p.Revoke(context.Background(), testRefresh, "at_x"); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
 	if hits.Load() != 1 {
@@ -106,7 +106,7 @@ func TestRevokeWithoutEndpoint(t *testing.T) {
 	if p.CanRevoke() {
 		t.Error("CanRevoke() = true without a RevokeURL")
 	}
-	if err := p.Revoke(context.Background(), testRefresh); err != nil {
+	if err := p.Revoke(context.Background(), testRefresh, "at_x"); err != nil {
 		t.Errorf("Revoke without an endpoint = %v; want nil", err)
 	}
 	if n := hits.Load(); n != 0 {
@@ -117,7 +117,7 @@ func TestRevokeWithoutEndpoint(t *testing.T) {
 func TestRevokeEmptyToken(t *testing.T) {
 	srv, hits := newTokenServer(t, reply(200, "application/json", `{}`))
 	p := newOAuthProvider(t, srv, nil, nil)
-	if err := p.Revoke(context.Background(), ""); err != nil {
+	if err := p.Revoke(context.Background(), "", ""); err != nil {
 		t.Errorf("Revoke(\"\") = %v; want nil", err)
 	}
 	if n := hits.Load(); n != 0 {
@@ -128,11 +128,28 @@ func TestRevokeEmptyToken(t *testing.T) {
 func TestRevokeConnectionReset(t *testing.T) {
 	srv, _ := newTokenServer(t, hijack(reset))
 	p := newOAuthProvider(t, srv, nil, nil)
-	err := p.Revoke(context.Background(), testRefresh)
+	err := p.Revoke(context.Background(), testRefresh, "at_x")
 	if !errors.Is(err, provider.ErrUnavailable) {
 		t.Fatalf("Revoke = %v; want ErrUnavailable", err)
 	}
 	if strings.Contains(err.Error(), testRefresh) {
 		t.Errorf("error %q contains the refresh token", err)
+	}
+}
+
+// Without a refresh token, RFC 7009 revocation names the access token.
+func TestRevokeAccessTokenWhenNoRefreshToken(t *testing.T) {
+	srv, hits := newTokenServer(t, func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		if tok, hint := r.PostForm.Get("token"), r.PostForm.Get("token_type_hint"); tok != "at_only" || hint != "access_token" {
+			t.Errorf("token=%q token_type_hint=%q; want at_only and access_token", tok, hint)
+		}
+	})
+	p := newOAuthProvider(t, srv, nil, nil)
+	if err := p.Revoke(context.Background(), "", "at_only"); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	if hits.Load() != 1 {
+		t.Fatalf("%d requests; want 1", hits.Load())
 	}
 }

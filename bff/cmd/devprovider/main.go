@@ -12,6 +12,7 @@
 //	TETHER_DEV_ALLOW_ORIGINS   comma-separated CORS origins (default: any loopback http origin)
 //	TETHER_DEV_CLIENT_ID       default tether-dev
 //	TETHER_DEV_CLIENT_SECRET   default tether-dev-secret
+//	TETHER_DEV_QUIRKS          github, github-oauth-app or google: behave like that provider on the wire
 //	TETHER_LOG_FORMAT          text (default) or json
 //
 // A bad value exits with status 2 and a message naming the variable.
@@ -154,6 +155,9 @@ func (m *Main) settings() (s settings, err error) {
 			c.AllowOrigins = append(c.AllowOrigins, o)
 		}
 	}
+	if c.Quirks = devprovider.Quirks(get("TETHER_DEV_QUIRKS", "")); !c.Quirks.Valid() {
+		return s, &ConfigError{"TETHER_DEV_QUIRKS", string(c.Quirks), "want github, github-oauth-app or google"}
+	}
 	c.ClientID = get("TETHER_DEV_CLIENT_ID", devprovider.DefaultClientID)
 	c.ClientSecret = get("TETHER_DEV_CLIENT_SECRET", devprovider.DefaultClientSecret)
 	return s, nil
@@ -196,7 +200,11 @@ func (m *Main) Run(ctx context.Context) error {
 			m.serveErr <- fmt.Errorf("devprovider: serve: %w", err)
 		}
 	}()
-	fmt.Fprintf(m.Stdout, "devprovider: listening on %s (issuer %s; development only)\n", m.URL, s.cfg.Issuer)
+	quirks := ""
+	if s.cfg.Quirks != devprovider.QuirksNone {
+		quirks = ", " + string(s.cfg.Quirks) + " quirks"
+	}
+	fmt.Fprintf(m.Stdout, "devprovider: listening on %s (issuer %s%s; development only)\n", m.URL, s.cfg.Issuer, quirks)
 	return nil
 }
 

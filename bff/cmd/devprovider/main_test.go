@@ -92,6 +92,7 @@ func TestRunRejectsBadEnv(t *testing.T) {
 		{"TETHER_DEV_AUTO_APPROVE", "yes please"},
 		{"TETHER_DEV_ALLOW_ORIGINS", "http://127.0.0.1:8080/app"},
 		{"TETHER_LOG_FORMAT", "xml"},
+		{"TETHER_DEV_QUIRKS", "gitlab"},
 	}
 	for _, c := range cases {
 		t.Run(c.key+"="+c.val, func(t *testing.T) {
@@ -104,5 +105,31 @@ func TestRunRejectsBadEnv(t *testing.T) {
 				t.Errorf("Run = %v; want a ConfigError naming %s", err, c.key)
 			}
 		})
+	}
+}
+
+// TETHER_DEV_QUIRKS=github serves GitHub's paths instead of discovery.
+func TestRunWithQuirks(t *testing.T) {
+	var out bytes.Buffer
+	m := &Main{
+		Getenv: envFunc(map[string]string{"TETHER_DEV_PROVIDER_ADDR": "127.0.0.1:0", "TETHER_DEV_QUIRKS": "github"}),
+		Stdout: &out, Stderr: &bytes.Buffer{},
+	}
+	if err := m.Run(t.Context()); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if !strings.Contains(out.String(), "github quirks") {
+		t.Errorf("stdout %q does not mention the quirks", out.String())
+	}
+	for path, want := range map[string]int{"/.well-known/openid-configuration": 404, "/api/v3/user": 401} {
+		res, err := http.Get(m.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("GET %s = %d; want %d", path, res.StatusCode, want)
+		}
 	}
 }
