@@ -228,3 +228,17 @@ func TestOperations(t *testing.T) {
 		}
 	}
 }
+
+// TestExpiredNotNoSession: the vault keeps a record a little past its
+// refresh token's end, so the user hears "expired", not "no session".
+func TestExpiredNotNoSession(t *testing.T) {
+	s := newStack(t, stackOptions{devTune: func(c *devprovider.Config) { c.RefreshTTL, c.AccessTTL = time.Second, time.Second }})
+	b := s.newBrowser()
+	b.login(s.urls[0], "/")
+	time.Sleep(1500 * time.Millisecond) // Redis expires keys in real time
+	s.clock.Advance(2 * time.Second)
+	r := b.token(s.urls[0], nil)
+	if r.status != 401 || r.err.Reason != wire.ReasonExpired {
+		t.Fatalf("just after the refresh token's end: %d %+v; want 401 reconnect_required/expired", r.status, r.err)
+	}
+}

@@ -50,8 +50,8 @@ func (s *Server) needsRefresh(rec *vault.Record, now time.Time) bool {
 
 // recordTTL is how long the vault keeps rec: until its refresh token
 // expires when the provider said so, else SessionMaxAge from login. A
-// session without a refresh token lives as long as its access token, plus a
-// minute to answer "expired" rather than "no session".
+// session without a refresh token lives as long as its access token. Both
+// get a minute more, to answer "expired" rather than "no session".
 func (s *Server) recordTTL(rec *vault.Record) time.Duration {
 	now := s.cfg.Now()
 	end := rec.Created.Add(s.cfg.SessionMaxAge)
@@ -59,7 +59,9 @@ func (s *Server) recordTTL(rec *vault.Record) time.Duration {
 	case rec.RefreshToken == "" && !rec.Expiry.IsZero():
 		end = minTime(end, rec.Expiry.Add(time.Minute))
 	case !rec.RefreshExpiry.IsZero():
-		end = rec.RefreshExpiry
+		// A minute past the refresh token's end, so the BFF can still say
+		// "expired" rather than "no session".
+		end = rec.RefreshExpiry.Add(time.Minute)
 	}
 	if ttl := end.Sub(now); ttl > time.Second {
 		return ttl

@@ -104,6 +104,7 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 	dcfg := devprovider.Config{
 		Issuer:       d.DevURL,
 		AllowOrigins: []string{d.URL},
+		Quirks:       devprovider.Quirks(o.Getenv("TETHER_DEV_QUIRKS")),
 		Logger:       o.Logger.With("component", "devprovider"),
 	}
 	if o.Dev != nil {
@@ -124,6 +125,14 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 	}
 	if fixed["TETHER_CLIENT_ID"] == "" {
 		fixed["TETHER_CLIENT_ID"], fixed["TETHER_CLIENT_SECRET"] = devprovider.DefaultClientID, devprovider.DefaultClientSecret
+	}
+	// In a quirk mode the BFF uses the matching preset, pointed at the dev
+	// provider, exactly as it would be pointed at the real one.
+	switch dcfg.Quirks {
+	case devprovider.QuirksGitHub, devprovider.QuirksGitHubOAuthApp:
+		fixed["TETHER_PROVIDER"], fixed["TETHER_GITHUB_URL"], fixed["TETHER_ISSUER"], fixed["TETHER_SCOPES"] = "github", d.DevURL, "", ""
+	case devprovider.QuirksGoogle:
+		fixed["TETHER_PROVIDER"] = "google"
 	}
 	cfg, err := bff.FromEnv(func(k string) string {
 		if v, ok := fixed[k]; ok {

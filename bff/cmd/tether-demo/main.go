@@ -10,6 +10,8 @@
 //	TETHER_DEV_ACCESS_TTL     access token lifetime (default 60s)
 //	TETHER_DEV_REFRESH_TTL    refresh lifetime from login (default 10m)
 //	TETHER_DEV_AUTO_APPROVE   1 to skip the consent page
+//	TETHER_DEV_QUIRKS         github, github-oauth-app or google: the dev provider
+//	                          behaves like that provider and the BFF uses its preset
 //	TETHER_WEB_DIR            the page (default web)
 //	TETHER_LOG_FORMAT         json or text
 //	TETHER_REFRESH_BUFFER, TETHER_REDIS_URL, ...: as for the tether command
