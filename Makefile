@@ -51,9 +51,11 @@ fuzz:
 	  echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
 	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
 
-## bench: Go benchmarks of the vault and the /bff/token hot path
-bench: deps
+## bench: Go benchmarks of the vault and the /bff/token hot path, and the
+## browser benchmarks (tether.fetch vs fetch, start-up vs an empty Go wasm)
+bench: deps web
 	$(GO) test -run '^$$' -bench . -benchmem ./bff/...
+	$(GO) test -run '^$$' -bench . ./e2e/
 
 clean:
 	rm -rf bin $(DIST)

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -127,25 +126,12 @@ func (a *smokeAPI) refuse(tok string) {
 	a.refused[tok] = true
 }
 
-// smokeWeb builds tether.wasm and lays out a web directory with it,
-// tether.js and a test page.
-func smokeWeb(t *testing.T) string {
+// smokeWeb lays out a web directory with tether.js and a test page; the
+// build outputs come from web/dist (TestMain keeps them up to date).
+func smokeWeb(t *testing.T) http.Handler {
 	t.Helper()
 	web := t.TempDir()
-	dist := filepath.Join(web, "dist")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dist, assets.BuildOutput), "../wasm")
-	build.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ../wasm: %v\n%s", err, out)
-	}
-	goroot, err := exec.Command("go", "env", "GOROOT").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := assets.Build(dist, strings.TrimSpace(string(goroot))); err != nil {
-		t.Fatal(err)
-	}
-	js, err := os.ReadFile("../web/tether.js")
+	js, err := os.ReadFile(filepath.Join(repoRoot, "web", "tether.js"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,37 +143,18 @@ func smokeWeb(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	return web
-}
-
-// smokeBrowser starts headless Chromium; the browser ends with the test.
-func smokeBrowser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
-		t.Fatal("chromium is missing: apt-get install -y chromium")
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath("/usr/bin/chromium"),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		// Two tabs run at once: keep the one in the background running.
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-backgrounding-occluded-windows", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
+	files, err := assets.New(web, assets.WithDist(filepath.Join(repoRoot, "web", "dist")))
+	if err != nil {
 		t.Fatal(err)
 	}
-	return ctx
+	return files
+}
+
+// smokeBrowser opens a tab of the package's Chromium in a browser context
+// of its own; the tab closes with the test.
+func smokeBrowser(t *testing.T) context.Context {
+	t.Helper()
+	return newTab(t)
 }
 
 // smokeEval evaluates an async function body in the tab and decodes what
@@ -231,15 +198,11 @@ const smokeFetchMe = `const r = await t.fetch(API + "/me");
 	return { status: r.status, body: r.ok ? await r.json() : {} };`
 
 func TestClientSmoke(t *testing.T) {
-	web := smokeWeb(t)
+	files := smokeWeb(t)
 	bff := &smokeBFF{life: time.Hour, buffer: 5 * time.Minute}
 	api := &smokeAPI{refused: map[string]bool{}}
 	apiSrv := httptest.NewServer(api)
 	t.Cleanup(apiSrv.Close)
-	files, err := assets.New(web)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var echoed sync.Map
 	mux := http.NewServeMux()
 	mux.Handle("/bff/", bff)
@@ -367,15 +330,11 @@ func TestClientSmoke(t *testing.T) {
 
 // TestClientSmokeTabs: two tabs share one token request per refresh.
 func TestClientSmokeTabs(t *testing.T) {
-	web := smokeWeb(t)
+	files := smokeWeb(t)
 	bff := &smokeBFF{life: 8 * time.Second, buffer: 4 * time.Second}
 	api := &smokeAPI{refused: map[string]bool{}}
 	apiSrv := httptest.NewServer(api)
 	t.Cleanup(apiSrv.Close)
-	files, err := assets.New(web)
-	if err != nil {
-		t.Fatal(err)
-	}
 	mux := http.NewServeMux()
 	mux.Handle("/bff/", bff)
 	mux.Handle("/", files)
@@ -384,11 +343,7 @@ func TestClientSmokeTabs(t *testing.T) {
 	api.page = pageSrv.URL
 
 	tab1 := smokeBrowser(t)
-	tab2, cancel := chromedp.NewContext(tab1)
-	t.Cleanup(cancel)
-	if err := chromedp.Do(tab2); err != nil { // opens the tab: no timeout on this context
-		t.Fatal(err)
-	}
+	tab2 := siblingTab(t, tab1) // same browser context: BroadcastChannel and locks are shared
 	for i, tab := range []context.Context{tab1, tab2} {
 		smokeStart(t, tab, pageSrv.URL, apiSrv.URL)
 		if r := smokeEval[smokeResult](t, tab, smokeFetchMe); r.Body["auth"] != "Bearer tok-1" {

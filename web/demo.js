@@ -366,8 +366,8 @@
       path: () => st.subject ? "revoke?subject=" + encodeURIComponent(st.subject) : "",
       flag: "revoke", kills: true, say: (b) => "Revoked " + plural(b.revoked || 0, "grant") + " of " + st.subject + ".",
     },
-    "ctl-outage-503": { path: () => "outage?mode=503&seconds=30", flag: "503", say: (b) => "The token endpoint answers 503 until " + clock(b.until * 1000) + "." },
-    "ctl-outage-timeout": { path: () => "outage?mode=timeout&seconds=30", flag: "timeout", say: (b) => "The token endpoint hangs until " + clock(b.until * 1000) + "." },
+    "ctl-outage-503": { path: () => "outage?mode=503&seconds=20", flag: "503", say: (b) => "The token endpoint answers 503 until " + clock(b.until * 1000) + "." },
+    "ctl-outage-timeout": { path: () => "outage?mode=timeout&seconds=20", flag: "timeout", say: (b) => "The token endpoint hangs until " + clock(b.until * 1000) + "." },
     "ctl-outage-none": { path: () => "outage?mode=none", flag: "outage off", say: () => "The outage is over at the provider." },
   };
 
