@@ -227,8 +227,8 @@ func TestClientSmoke(t *testing.T) {
 	if n := len(bff.log()); n != 1 {
 		t.Errorf("3 calls made %d token requests; want 1", n)
 	}
-	// The bridge stays private. A synchronous call into Go (cached, state)
-	// starts no goroutine and no Promise; its cost is logged.
+	// The bridge stays private. A synchronous call into Go (state) starts
+	// no goroutine and no Promise; its cost is logged.
 	type bridgeInfo struct {
 		Hidden bool    `json:"hidden"`
 		Same   bool    `json:"same"`

@@ -10,20 +10,22 @@
 // At start it hands its bridge to globalThis.__tether_ready(bridge), which
 // web/tether.js sets before go.run (which never resolves); the bridge is
 // not left in any global, so that other scripts cannot read tokens from
-// it. It has two functions:
+// it. It has one function:
 //
-//	cached(origin) -> token (a fresh token for an API origin)
-//	                | ""    (an API origin without a fresh token: call "token")
-//	                | null  (not an API origin, or not configured)
-//	    The hot path: synchronous, no goroutine, no Promise.
 //	call(op, ...args), where op is one of
-//	    "configure", bff, apiOrigins, fetch, emit, lock, share -> undefined | Error
+//	    "configure", bff, apiOrigins, fetch, emit, lock, share, setToken -> undefined | Error
 //	        bff: base path ("/bff"); apiOrigins: array of origins;
 //	        fetch: the page's own fetch; emit(type, expiresAt, reason,
 //	        retryAfterSeconds); lock(run) -> Promise, runs run() (which
 //	        returns a Promise) under navigator.locks; share(token,
-//	        expiresAt, expiresIn, refreshBuffer) posts to sibling tabs.
-//	        lock and share may be null.
+//	        expiresAt, expiresIn, refreshBuffer) posts to sibling tabs;
+//	        setToken(token, untilMs) receives the client's usable token
+//	        ("" for none) whenever it changes, and the Date.now() from
+//	        which it must not be used without calling "token" (see
+//	        client.Config.OnToken); it is called before the event of the
+//	        same change, in the same task. lock, share and setToken may be
+//	        null.
+//	    "allowed", origin           -> boolean: is origin (URL.origin) an API origin
 //	    "token"                     -> Promise<string>
 //	    "recover", rejected         -> Promise<string>, after an API's 401
 //	    "offer", token, expiresAt, expiresIn, refreshBuffer: a sibling's token
@@ -34,7 +36,10 @@
 // TetherUnavailable (reason, retryAfter in seconds) or TetherError.
 //
 // One call function rather than one per operation: every js.FuncOf
-// closure costs binary size (size_test.go keeps the budget).
+// closure costs binary size (size_test.go keeps the budget). There is no
+// synchronous hot path into Go: a JS-to-Go call costs 20 to 60 µs, so
+// tether.js keeps what setToken and "allowed" told it and calls into Go
+// only when its copy runs out.
 package main
 
 import (
@@ -74,11 +79,9 @@ type bridge struct {
 	fetch js.Value // the page's original fetch
 }
 
-// export builds the JS object: cached, the hot path, and call for the
-// rest. Its two functions live as long as the page.
+// export builds the JS object. Its function lives as long as the page.
 func (b *bridge) export() js.Value {
 	o := jsObject.New()
-	o.Set("cached", js.FuncOf(b.cached))
 	o.Set("call", js.FuncOf(b.call))
 	return o
 }
@@ -98,6 +101,8 @@ func (b *bridge) call(_ js.Value, args []js.Value) any {
 		return jsError.New("tether: not configured")
 	}
 	switch op {
+	case "allowed":
+		return c.Allowed(str(args, 0))
 	case "token":
 		return promise(c.Token)
 	case "recover":
@@ -167,27 +172,14 @@ func (b *bridge) configure(args []js.Value) any {
 	if share := arg(args, 5); share.Type() == js.TypeFunction {
 		cfg.Peers = peers{share}
 	}
+	if setToken := arg(args, 6); setToken.Type() == js.TypeFunction {
+		cfg.OnToken = func(token string, until int64) { setToken.Invoke(token, until) }
+	}
 	c, err := client.New(cfg)
 	if err != nil {
 		return jsError.New("tether: " + err.Error())
 	}
 	b.c.Store(c)
-	return nil
-}
-
-// cached is the hot path of every API call.
-func (b *bridge) cached(_ js.Value, args []js.Value) any {
-	c := b.c.Load()
-	if c == nil {
-		return nil
-	}
-	origin := str(args, 0)
-	if tok, ok := c.Cached(origin); ok {
-		return tok
-	}
-	if c.Allowed(origin) {
-		return ""
-	}
 	return nil
 }
 

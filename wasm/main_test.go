@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall/js"
 	"testing"
+	"time"
 
 	"github.com/tetherauth/tether/wasm/client"
 )
@@ -31,11 +32,13 @@ f.calls = calls;
 f.answer = (status, body, headers) => queue.push({ status, body, headers });
 return f;`
 
-// events records what the bridge emits.
+// events records what the bridge emits and, in f.setToken, what it pushes
+// to the page's copy of the token; f.log has both in order.
 const recorder = `
-const events = [];
-const f = (type, expiresAt, reason, retryAfter) => events.push({ type, expiresAt, reason, retryAfter });
-f.events = events;
+const events = [], pushes = [], log = [];
+const f = (type, expiresAt, reason, retryAfter) => { events.push({ type, expiresAt, reason, retryAfter }); log.push(type); };
+f.setToken = (token, until) => { pushes.push({ token, until }); log.push("set(" + token + ")"); };
+Object.assign(f, { events, pushes, log });
 return f;`
 
 func newFunc(t *testing.T, body string) js.Value {
@@ -49,7 +52,7 @@ func configured(t *testing.T) (*bridge, js.Value, js.Value) {
 	fetch, emit := newFunc(t, fakeBFF), newFunc(t, recorder)
 	b := &bridge{}
 	origins := global.Get("Array").New("https://API.example:443", "http://localhost:8080")
-	if err := b.call(js.Null(), []js.Value{js.ValueOf("configure"), js.ValueOf("/bff"), origins, fetch, emit, js.Null(), js.Null()}); err != nil {
+	if err := b.call(js.Null(), []js.Value{js.ValueOf("configure"), js.ValueOf("/bff"), origins, fetch, emit, js.Null(), js.Null(), emit.Get("setToken")}); err != nil {
 		t.Fatalf("configure: %v", js.ValueOf(err).Get("message"))
 	}
 	t.Cleanup(func() { b.c.Load().Close() })
@@ -64,19 +67,30 @@ func (b *bridge) op(args ...any) js.Value {
 	return js.ValueOf(b.call(js.Null(), vs))
 }
 
-func (b *bridge) cachedToken(origin string) js.Value {
-	return js.ValueOf(b.cached(js.Null(), []js.Value{js.ValueOf(origin)}))
+// log is the recorder's pushes and events, in order.
+func log(emit js.Value) string {
+	return emit.Get("log").Call("join", " ").String()
 }
 
-func TestTokenAndCached(t *testing.T) {
+func stringify(v js.Value) string { return global.Get("JSON").Call("stringify", v).String() }
+
+func TestTokenAndPushes(t *testing.T) {
 	b, fetch, emit := configured(t)
-	if v := b.cachedToken("https://api.example"); v.Type() != js.TypeString || v.String() != "" {
-		t.Fatalf("cached before any token = %v; want \"\"", v)
-	}
 	fetch.Call("answer", 200, `{"access_token":"tok-1","token_type":"Bearer","expires_at":4000000000,"expires_in":600,"refresh_buffer":60}`)
+	before := now()
 	tok, err := await(b.op("token"))
+	after := now()
 	if err != nil || tok.String() != "tok-1" {
 		t.Fatalf("token() = %v, %v; want tok-1", tok, err)
+	}
+	// The copy arrives before the Promise resolves: until is the expiry
+	// less 5s of skew.
+	pushes := emit.Get("pushes")
+	if pushes.Length() != 1 || pushes.Index(0).Get("token").String() != "tok-1" {
+		t.Fatalf("pushes %s; want tok-1", stringify(pushes))
+	}
+	if until := int64(pushes.Index(0).Get("until").Float()); until < before+595_000 || until > after+595_000 {
+		t.Errorf("until %d; want Date.now() + 595s, between %d and %d", until, before+595_000, after+595_000)
 	}
 	call := fetch.Get("calls").Index(0)
 	if got := call.Get("url").String(); got != "/bff/token" {
@@ -90,18 +104,19 @@ func TestTokenAndCached(t *testing.T) {
 	}
 	cases := []struct {
 		origin string
-		want   any // string, or nil for null
+		want   bool
 	}{
-		{"https://api.example", "tok-1"},
-		{"HTTPS://API.EXAMPLE", "tok-1"},
-		{"http://localhost:8080", "tok-1"},
-		{"https://other.example", nil},
-		{"null", nil},
+		{"https://api.example", true},
+		{"HTTPS://API.EXAMPLE", true},
+		{"http://localhost:8080", true},
+		{"https://other.example", false},
+		{"http://api.example", false},
+		{"null", false},
+		{"", false},
 	}
 	for _, c := range cases {
-		got := b.cachedToken(c.origin)
-		if (c.want == nil && !got.IsNull()) || (c.want != nil && (got.Type() != js.TypeString || got.String() != c.want)) {
-			t.Errorf("cached(%q) = %v; want %v", c.origin, got, c.want)
+		if got := b.op("allowed", c.origin); got.Type() != js.TypeBoolean || got.Bool() != c.want {
+			t.Errorf("allowed(%q) = %v; want %v", c.origin, got, c.want)
 		}
 	}
 	st := b.op("state")
@@ -121,6 +136,11 @@ func TestTokenAndCached(t *testing.T) {
 	body := fetch.Get("calls").Index(1).Get("body").String()
 	if body != `{"force":true,"rejected":"tok-1"}` {
 		t.Errorf("forced request body %s", body)
+	}
+	// Logout withdraws the copy before the event, in the same call.
+	b.op("logout")
+	if got, want := log(emit), "set(tok-1) token set() set(tok-2) recovered token set() logout"; got != want {
+		t.Errorf("pushes and events %q; want %q", got, want)
 	}
 }
 
@@ -150,6 +170,27 @@ func TestReconnectRejects(t *testing.T) {
 	}
 	if ev := emit.Get("events"); ev.Length() != 1 || ev.Index(0).Get("type").String() != "reconnect" || ev.Index(0).Get("reason").String() != "revoked" {
 		t.Errorf("events %s; want one reconnect(revoked)", js.Global().Get("JSON").Call("stringify", ev))
+	}
+	if n := emit.Get("pushes").Length(); n != 0 {
+		t.Errorf("%d pushes without a token; want none", n)
+	}
+}
+
+// TestReconnectWithdrawsToken: a reconnect at the refresh point withdraws
+// the copy before the reconnect event. The token lives 1s: the refresh
+// timer fires after about 0.7s.
+func TestReconnectWithdrawsToken(t *testing.T) {
+	b, fetch, emit := configured(t)
+	fetch.Call("answer", 200, `{"access_token":"tok-1","token_type":"Bearer","expires_in":1}`)
+	fetch.Call("answer", 401, `{"error":"reconnect_required","reason":"revoked"}`)
+	if _, err := await(b.op("token")); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 300 && emit.Get("events").Length() < 2; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got, want := log(emit), "set(tok-1) token set() reconnect"; got != want {
+		t.Errorf("pushes and events %q; want %q", got, want)
 	}
 }
 
@@ -189,13 +230,13 @@ func TestBadAnswers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			b, fetch, _ := configured(t)
+			b, fetch, emit := configured(t)
 			fetch.Call("answer", 200, c.body)
 			if tok, err := await(b.op("token")); err == nil {
 				t.Fatalf("token() = %v; want an error", tok)
 			}
-			if v := b.cachedToken("https://api.example"); v.Type() != js.TypeString || v.String() != "" {
-				t.Errorf("cached = %v after a bad answer", v)
+			if p := emit.Get("pushes"); p.Length() != 0 {
+				t.Errorf("pushes %s after a bad answer", stringify(p))
 			}
 		})
 	}
@@ -213,8 +254,8 @@ func TestConfigureErrors(t *testing.T) {
 	if v := b.call(js.Null(), nil); !strings.Contains(js.ValueOf(v).Get("message").String(), "operation") {
 		t.Errorf("call() without an operation = %v", v)
 	}
-	if v := b.cachedToken("https://api.example"); !v.IsNull() {
-		t.Errorf("cached before configure = %v; want null", v)
+	if v := b.op("allowed", "https://api.example"); !strings.Contains(v.Get("message").String(), "not configured") {
+		t.Errorf("allowed before configure = %v", v)
 	}
 }
 

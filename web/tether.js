@@ -22,10 +22,17 @@
  * Tether.start(options) -> Promise<tether>; a second call returns the same one.
  *
  * tether.fetch(input, init) has window.fetch's contract. For an API origin
- * it adds "Authorization: Bearer <token>" (to a copy of the headers); the
- * token comes synchronously from the WebAssembly cache while it is fresh.
- * On a 401 it asks for a new token once and retries once if the body can
- * be sent again (none, string, URLSearchParams, Blob, ArrayBuffer, a view,
+ * it adds "Authorization: Bearer <token>" (to a copy of the headers). The
+ * WebAssembly client decides everything: which origins are API origins
+ * (asked once per origin and remembered, for up to 256 origins), and which
+ * token may be used until when. It pushes its usable token, and the moment
+ * it stops being usable, whenever they change (before the event of the
+ * same change: after "reconnect" or "logout" no call carries the old one);
+ * tether.js keeps that copy in a private field of the Tether object and
+ * sends it while Date.now() is before that moment, without calling into
+ * WebAssembly. Otherwise the call waits for the client's token. On a 401
+ * it asks for a new token once and retries once if the body can be sent
+ * again (none, string, URLSearchParams, Blob, ArrayBuffer, a view,
  * FormData, an unused Request; not a ReadableStream); otherwise, or if no
  * new token comes, it returns the 401. Other origins are fetched untouched.
  * After a reconnect, API calls reject at once with an Error named
@@ -46,7 +53,10 @@
  *                                    "rejected": a new token after an API's 401
  *   logout    {}
  *
- * Nothing is written to localStorage, sessionStorage, IndexedDB or cookies.
+ * The token is held in memory only: by the WebAssembly client and in a
+ * private field of the Tether object (#token), never on window, in an
+ * event or in the DOM. Nothing is written to localStorage, sessionStorage,
+ * IndexedDB or cookies.
  * The tabs of an origin take turns asking for a token (navigator.locks
  * "tether-token") and pass a fresh one to each other in memory
  * (BroadcastChannel "tether"), so N tabs cost one /bff/token per refresh.
@@ -60,6 +70,7 @@
   const scriptWasm = script && script.dataset.wasm && !script.dataset.wasm.includes("{{")
     ? new URL(script.dataset.wasm, document.baseURI).href : "";
   const CSRF = { "X-CSRF": "1" };
+  const MAX_ORIGINS = 256; // remembered answers of "allowed", then start over
   let started = null;
 
   function start(options) {
@@ -95,6 +106,9 @@
   class Tether extends EventTarget {
     #bridge;
     #bff;
+    #token = "";       // the client's usable token, as it last pushed it; "" = none
+    #until = 0;        // Date.now() from which #token must not be used
+    #apis = new Map(); // origin -> is it an API origin (the client's answer)
 
     constructor(bridge, bff, apiOrigins) {
       super();
@@ -107,7 +121,11 @@
         access_token: token, token_type: "Bearer", expires_at: expiresAt, expires_in: expiresIn, refresh_buffer: refreshBuffer,
       }));
       const lock = global.navigator && navigator.locks ? withLock : null;
-      const err = bridge.call("configure", bff, apiOrigins, nativeFetch, emit, lock, share);
+      const setToken = (token, until) => {
+        this.#token = token;
+        this.#until = token ? until : 0;
+      };
+      const err = bridge.call("configure", bff, apiOrigins, nativeFetch, emit, lock, share, setToken);
       if (err) throw err;
       if (channel) {
         channel.onmessage = ({ data: m }) =>
@@ -125,15 +143,18 @@
     }
 
     async fetch(input, init) {
-      let url;
+      let origin;
       try {
-        url = new URL(input instanceof Request ? input.url : String(input), global.document ? document.baseURI : global.location.href);
+        origin = new URL(input instanceof Request ? input.url : String(input), global.document ? document.baseURI : global.location.href).origin;
       } catch {
         return nativeFetch(input, init); // let fetch report the bad URL
       }
-      let token = this.#bridge.cached(url.origin);
-      if (token === null) return nativeFetch(input, init); // not an API origin
-      if (token === "") token = await this.#bridge.call("token");
+      if (!this.#isAPI(origin)) return nativeFetch(input, init);
+      let token = this.#token;
+      if (!token || Date.now() >= this.#until) {
+        this.#token = ""; // past its moment: ask the client, which refreshes or says why not
+        token = await this.#bridge.call("token");
+      }
       const replay = replayable(input, init);
       const spare = replay && input instanceof Request && input.body ? input.clone() : input;
       const res = await send(input, init, token);
@@ -146,6 +167,18 @@
       }
       if (!replay || !fresh || fresh === token) return res;
       return send(spare, init, fresh);
+    }
+
+    // #isAPI tells whether origin gets the token, asking the client once per
+    // origin (its normalization is the only one).
+    #isAPI(origin) {
+      let api = this.#apis.get(origin);
+      if (api === undefined) {
+        api = this.#bridge.call("allowed", origin) === true;
+        if (this.#apis.size >= MAX_ORIGINS) this.#apis.clear();
+        this.#apis.set(origin, api);
+      }
+      return api;
     }
 
     state() {

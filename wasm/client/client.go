@@ -102,6 +102,10 @@ type Config struct {
 	// OnEvent receives events; it is called without locks held and must not
 	// block for long.
 	OnEvent func(Event)
+	// OnToken receives what Cached hands out, whenever that changes, so
+	// that the caller may keep a copy and skip calling Cached (see
+	// publish.go). It must not block nor call back into the Client.
+	OnToken func(token string, until int64)
 	// Lock and Peers coordinate tabs; nil means this tab is alone.
 	Lock  Locker
 	Peers Peers
@@ -150,6 +154,7 @@ type Client struct {
 	src       TokenSource
 	allow     allowList
 	onEvent   func(Event)
+	onToken   func(string, int64)
 	lock      Locker
 	peers     Peers
 	now       func() int64
@@ -176,6 +181,11 @@ type Client struct {
 	timerGen  uint64
 	offers    uint64 // tokens adopted from other tabs
 	closed    bool
+
+	// What OnToken was last given; guarded by pubMu, taken before mu.
+	pubMu    sync.Mutex
+	pubToken string
+	pubUntil int64
 }
 
 // flight is one token request; everybody who needs its answer waits on done.
@@ -203,6 +213,7 @@ func New(cfg Config) (*Client, error) {
 		src:       cfg.Source,
 		allow:     allow,
 		onEvent:   cfg.OnEvent,
+		onToken:   cfg.OnToken,
 		lock:      cfg.Lock,
 		peers:     cfg.Peers,
 		now:       cfg.Now,
@@ -227,7 +238,7 @@ func (c *Client) Allowed(origin string) bool { return c.allow.contains(origin) }
 // Cached returns the token for a call to origin when origin is allowed and
 // the cached token is fresh. It never blocks on the network and does not
 // allocate. When it reports false, an allowed origin's caller goes through
-// Token.
+// Token. Config.OnToken follows what it returns.
 func (c *Client) Cached(origin string) (token string, ok bool) {
 	if !c.allow.contains(origin) {
 		return "", false
@@ -270,41 +281,48 @@ func (c *Client) Token() (string, error) {
 // recovering from the same token. It never makes more than one request of
 // its own, so a caller that retries once cannot loop.
 func (c *Client) Recover(rejected string) (string, error) {
-	for attempt := 0; ; attempt++ {
-		now := c.now()
-		c.mu.Lock()
-		if rejected != "" {
-			if c.tok.AccessToken == rejected {
-				c.forgetLocked() // the timer stays: it may be a retry after a failure
-			}
-			c.rejected = rejected
-		}
-		if c.reconnect != "" || c.closed {
-			err := c.blockedLocked(now)
-			c.mu.Unlock()
-			return "", err
-		}
-		if c.usableLocked(now) {
-			tok := c.tok.AccessToken
-			c.mu.Unlock()
-			return tok, nil
-		}
-		if err := c.blockedLocked(now); err != nil {
-			c.mu.Unlock()
-			return "", err
-		}
-		f := c.flight
-		if f != nil && attempt == 0 && !(f.force && f.rejected == rejected) {
-			// A request that started before the 401 may bring a new
-			// token; wait for it, then look again.
-			c.mu.Unlock()
+	for first := true; ; first = false {
+		tok, f, again, err := c.recoverStep(rejected, first)
+		c.publish() // before waiting: the refused token may be gone
+		switch {
+		case f == nil:
+			return tok, err
+		case again:
 			f.wait()
-			continue
+		default:
+			return f.wait()
 		}
-		f = c.joinLocked(true, rejected)
-		c.mu.Unlock()
-		return f.wait()
 	}
+}
+
+// recoverStep is one look of Recover: it forgets the refused token, then
+// returns a usable token or an error (f nil); the request in progress, to
+// wait for before looking again (again): a request that started before the
+// 401 may bring a new token; or the forced request, whose answer is
+// Recover's.
+func (c *Client) recoverStep(rejected string, first bool) (tok string, f *flight, again bool, err error) {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rejected != "" {
+		if c.tok.AccessToken == rejected {
+			c.forgetLocked() // the timer stays: it may be a retry after a failure
+		}
+		c.rejected = rejected
+	}
+	if c.reconnect != "" || c.closed {
+		return "", nil, false, c.blockedLocked(now)
+	}
+	if c.usableLocked(now) {
+		return c.tok.AccessToken, nil, false, nil
+	}
+	if err := c.blockedLocked(now); err != nil {
+		return "", nil, false, err
+	}
+	if f := c.flight; f != nil && first && !(f.force && f.rejected == rejected) {
+		return "", f, true, nil
+	}
+	return "", c.joinLocked(true, rejected), false, nil
 }
 
 // Prefetch starts a token request in the background unless a usable token
@@ -364,6 +382,7 @@ func (c *Client) Offer(tr wire.TokenResponse) {
 	evs := c.acceptLocked(tr, now, nil)
 	c.offers++
 	c.mu.Unlock()
+	c.publish()
 	c.emit(evs)
 }
 
@@ -376,6 +395,7 @@ func (c *Client) Reset() {
 	c.rejected = ""
 	c.clearDegradedLocked()
 	c.mu.Unlock()
+	c.publish()
 }
 
 // Logout is called once the BFF ended the session: it forgets the token,
@@ -387,6 +407,7 @@ func (c *Client) Logout() {
 	c.clearDegradedLocked()
 	c.reconnect = ReasonLoggedOut
 	c.mu.Unlock()
+	c.publish()
 	c.emit([]Event{{Kind: EventLogout}})
 }
 
@@ -403,13 +424,14 @@ func (c *Client) State() State {
 	return s
 }
 
-// Close stops the timer; later calls fail with ErrClosed. A request in
-// progress still answers its waiters.
+// Close stops the timer; later calls fail with ErrClosed and Cached
+// returns nothing. A request in progress still answers its waiters.
 func (c *Client) Close() {
 	c.mu.Lock()
 	c.closed = true
 	c.stopTimerLocked()
 	c.mu.Unlock()
+	c.publish()
 }
 
 // wait returns the flight's answer. Every flight ends: Config.RequestTimeout
@@ -421,7 +443,8 @@ func (f *flight) wait() (string, error) {
 
 // usableLocked reports whether the cached token may be handed out.
 func (c *Client) usableLocked(now int64) bool {
-	return c.tok.AccessToken != "" && (c.expiry == 0 || now < c.expiry-c.skew)
+	tok, until := c.usableUntilLocked()
+	return tok != "" && now < until
 }
 
 // skew is how long before its expiry a token of the given remaining life

@@ -91,16 +91,58 @@ var (
 	errOutage  = &ResponseError{Status: 503, Body: wire.ErrorBody{Error: wire.ErrProviderUnavailable}, RetryAfter: 7 * Second}
 )
 
-// recorder collects events.
+// recorder collects events and what OnToken receives, and the order of
+// both.
 type recorder struct {
-	mu  sync.Mutex
-	evs []Event
+	mu     sync.Mutex
+	evs    []Event
+	pushes []push
+	seq    []string // "kind" for an event, "set(token)" for a push
+}
+
+// push is one OnToken call.
+type push struct {
+	token string
+	until int64
 }
 
 func (r *recorder) add(e Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.evs = append(r.evs, e)
+	r.seq = append(r.seq, e.Kind)
+}
+
+func (r *recorder) setToken(token string, until int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pushes = append(r.pushes, push{token, until})
+	r.seq = append(r.seq, "set("+token+")")
+}
+
+// last is what the page's copy holds: the last push.
+func (r *recorder) last() push {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.pushes) == 0 {
+		return push{}
+	}
+	return r.pushes[len(r.pushes)-1]
+}
+
+// sequence is seq joined by spaces.
+func (r *recorder) sequence() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.seq, " ")
+}
+
+// memo is what a page holding the last push would attach at now.
+func (r *recorder) memo(now int64) string {
+	if p := r.last(); now < p.until {
+		return p.token
+	}
+	return ""
 }
 
 func (r *recorder) events() []Event {
@@ -131,13 +173,16 @@ func (r *recorder) count(kind string) int {
 	return n
 }
 
-// newClient builds a Client with no jitter, recording its events; it is
-// closed when the test ends.
+// recorders maps a Client made by newClient to its recorder, for wantCached.
+var recorders sync.Map
+
+// newClient builds a Client with no jitter, recording its events and token
+// pushes; it is closed when the test ends.
 func newClient(t *testing.T, src TokenSource, opts ...func(*Config)) (*Client, *recorder) {
 	t.Helper()
 	rec := &recorder{}
 	cfg := Config{
-		Source: src, APIOrigins: []string{api}, OnEvent: rec.add,
+		Source: src, APIOrigins: []string{api}, OnEvent: rec.add, OnToken: rec.setToken,
 		Now:       func() int64 { return time.Now().UnixMilli() },
 		AfterFunc: func(ms int64, f func()) Timer { return time.AfterFunc(time.Duration(ms)*time.Millisecond, f) },
 		Rand:      func() float64 { return 0 },
@@ -149,8 +194,13 @@ func newClient(t *testing.T, src TokenSource, opts ...func(*Config)) (*Client, *
 	if err != nil {
 		t.Fatal(err)
 	}
+	recorders.Store(c, rec)
 	t.Cleanup(func() {
+		recorders.Delete(c)
 		c.Close()
+		if p := rec.last(); p.token != "" {
+			t.Errorf("after Close the page's copy still holds %q", p.token)
+		}
 		for _, e := range rec.events() {
 			if strings.Contains(e.Reason, "tok-") {
 				t.Errorf("event %+v carries a token", e)
@@ -168,10 +218,18 @@ func mustToken(t *testing.T, c *Client, want string) {
 	}
 }
 
+// wantCached checks Cached, and that the copy OnToken keeps gives the same
+// answer.
 func wantCached(t *testing.T, c *Client, want string) {
 	t.Helper()
 	got, ok := c.Cached(api)
 	if ok != (want != "") || got != want {
 		t.Fatalf("Cached(%q) = %q, %v; want %q", api, got, ok, want)
+	}
+	if rec, ok := recorders.Load(c); ok {
+		now := time.Now().UnixMilli()
+		if memo := rec.(*recorder).memo(now); memo != want {
+			t.Fatalf("the page's copy gives %q (last push %+v, now %d); Cached gives %q", memo, rec.(*recorder).last(), now, want)
+		}
 	}
 }

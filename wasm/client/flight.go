@@ -124,6 +124,7 @@ func (c *Client) settle(f *flight, tr wire.TokenResponse, fromPeer bool, err err
 		f.err = &UnavailableError{Reason: reason, RetryAfter: c.retryAt - now, Err: err}
 	}
 	c.mu.Unlock()
+	c.publish() // before the waiters and the events: the page sees the new state first
 	close(f.done)
 	c.emit(evs)
 }
