@@ -51,10 +51,14 @@ fuzz:
 	  echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
 	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
 
-## bench: Go benchmarks of the vault and the /bff/token hot path, and the
-## browser benchmarks (tether.fetch vs fetch, start-up vs an empty Go wasm)
+## bench: Go benchmarks of the vault and the /bff/token hot path; the whole
+## stack as processes (tether-bench: hot path beside a bare Redis-GET
+## handler, refresh storm, memory per session); the browser benchmarks
+## (tether.fetch vs fetch, start-up vs an empty Go wasm)
+BENCHFLAGS ?=
 bench: deps web
 	$(GO) test -run '^$$' -bench . -benchmem ./bff/...
+	$(GO) run ./bff/cmd/tether-bench $(BENCHFLAGS)
 	$(GO) test -run '^$$' -bench . ./e2e/
 
 clean:

@@ -151,7 +151,7 @@ func (s *Server) refresh(ctx context.Context, sid, seen string, rejected bool) o
 // only if the token is still the one that needed replacing.
 func (s *Server) refreshOnce(ctx context.Context, sid, seen string, rejected bool) outcome {
 	start := time.Now()
-	lock, out, done := s.acquire(ctx, sid, seen)
+	lock, out, done := s.acquire(ctx, sid, seen, rejected)
 	s.metrics.lockWait.Observe(time.Since(start).Seconds())
 	if done {
 		return out
@@ -245,10 +245,15 @@ func (s *Server) refreshOnce(ctx context.Context, sid, seen string, rejected boo
 
 // acquire takes the session's refresh lock. While another replica holds it,
 // it watches the record: if the token changes, that replica's result is
-// adopted; if the record disappears, the session is over. done reports
-// that out is the final answer and no lock is held.
-func (s *Server) acquire(ctx context.Context, sid, seen string) (lock *vault.Lock, out outcome, done bool) {
-	deadline := time.Now().Add(s.lease + s.cfg.ProviderTimeout)
+// adopted; if the record disappears, the session is over. A caller whose
+// token was not rejected and is still valid waits for the other replica
+// at most half a provider timeout, then gets that token: otherwise, while
+// the provider hangs, it would wait for each replica's attempt in turn
+// and see its token expire meanwhile. done reports that out is the final
+// answer and no lock is held.
+func (s *Server) acquire(ctx context.Context, sid, seen string, rejected bool) (lock *vault.Lock, out outcome, done bool) {
+	start := time.Now()
+	deadline := start.Add(s.lease + s.cfg.ProviderTimeout)
 	for {
 		lock, err := s.vault.TryLock(ctx, sid, s.lease)
 		if err == nil {
@@ -271,6 +276,9 @@ func (s *Server) acquire(ctx context.Context, sid, seen string) (lock *vault.Loc
 			return nil, storageDown(), true
 		case !sameToken(rec.AccessToken, seen):
 			s.metrics.refreshes.WithLabelValues("adopted").Inc()
+			return nil, outcome{rec: rec}, true
+		case !rejected && time.Since(start) >= s.cfg.ProviderTimeout/2 &&
+			(rec.Expiry.IsZero() || s.cfg.Now().Before(rec.Expiry)):
 			return nil, outcome{rec: rec}, true
 		}
 	}

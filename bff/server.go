@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/gin-contrib/sessions"
-	"github.com/gin-contrib/sessions/cookie"
 	"github.com/gin-gonic/gin"
 	"golang.org/x/sync/singleflight"
 
@@ -156,7 +155,7 @@ func (s *Server) routes() *gin.Engine {
 	for _, k := range s.cfg.SessionKeys {
 		keys = append(keys, derive(k, "tether cookie hmac"), derive(k, "tether cookie aes"))
 	}
-	cs := cookie.NewStore(keys...)
+	cs := newCookieStore(keys...)
 	cs.Options(sessions.Options{
 		Path:     "/",
 		MaxAge:   int(s.cfg.SessionMaxAge / time.Second),
@@ -164,9 +163,7 @@ func (s *Server) routes() *gin.Engine {
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
 	})
-	if m, ok := cs.(interface{ MaxAge(int) }); ok {
-		m.MaxAge(int(s.cfg.SessionMaxAge / time.Second)) // also bounds the cookie's signed timestamp
-	}
+	cs.MaxAge(int(s.cfg.SessionMaxAge / time.Second)) // also bounds the cookie's signed timestamp
 
 	b := r.Group(wire.BasePath, noStore, sessions.Sessions(s.cookieName, cs))
 	b.GET("/login", s.handleLogin)

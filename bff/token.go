@@ -68,6 +68,9 @@ func (s *Server) handleToken(c *gin.Context) {
 	}
 	o := s.token(c.Request.Context(), sid, req)
 	if o.rec == nil {
+		if o.code == wire.ErrStorageUnavailable && o.retryAfter == 0 {
+			o.retryAfter = s.cfg.RetryAfter // every 503 of /bff/token says when to retry
+		}
 		s.metrics.tokenRequests.WithLabelValues(o.code).Inc()
 		if o.retryAfter > 0 {
 			c.Header(wire.HeaderRetryAfter, strconv.Itoa(seconds(o.retryAfter)))

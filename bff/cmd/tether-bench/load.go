@@ -1,0 +1,343 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetherauth/tether/bff/devprovider"
+	"github.com/tetherauth/tether/shared/wire"
+)
+
+// run is one or more load runs against one target.
+type run struct {
+	target   string
+	conc     int
+	n, errs  int64
+	elapsed  time.Duration
+	lat      []time.Duration // one per successful request
+	p50, p99 time.Duration
+}
+
+func (r run) rps() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
+// merge adds o's counts, time and latencies to r and recomputes the
+// percentiles.
+func (r *run) merge(o run) {
+	r.target, r.conc = o.target, o.conc
+	r.n, r.errs, r.elapsed = r.n+o.n, r.errs+o.errs, r.elapsed+o.elapsed
+	r.lat = append(r.lat, o.lat...)
+	slices.Sort(r.lat)
+	if len(r.lat) > 0 {
+		r.p50, r.p99 = r.lat[len(r.lat)/2], r.lat[len(r.lat)*99/100]
+	}
+}
+
+// hammer POSTs to u from conc workers, each with one of the cookies, for
+// warm (not measured) and then d, over keep-alive connections. Every
+// answer must be 200; others are counted as errors.
+func hammer(ctx context.Context, target, u string, cookies []string, conc int, warm, d time.Duration) run {
+	tr := &http.Transport{MaxIdleConnsPerHost: conc, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	phase := func(d time.Duration, record bool) run {
+		var (
+			wg      sync.WaitGroup
+			n, errs atomic.Int64
+			lat     = make([][]time.Duration, conc)
+		)
+		start := time.Now()
+		end := start.Add(d)
+		for w := range conc {
+			wg.Go(func() {
+				cookie := cookies[w%len(cookies)]
+				for {
+					t0 := time.Now()
+					if t0.After(end) || ctx.Err() != nil {
+						return
+					}
+					req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+					req.Header.Set(wire.HeaderCSRF, wire.CSRFValue)
+					req.Header.Set("Cookie", cookie)
+					resp, err := client.Do(req)
+					if err == nil {
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+					if err != nil || resp.StatusCode != http.StatusOK {
+						errs.Add(1)
+						continue
+					}
+					n.Add(1)
+					if record {
+						lat[w] = append(lat[w], time.Since(t0))
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return run{target: target, conc: conc, n: n.Load(), errs: errs.Load(), elapsed: time.Since(start), lat: slices.Concat(lat...)}
+	}
+	phase(warm, false)
+	return phase(d, true)
+}
+
+// stormResult is the refresh storm's outcome.
+type stormResult struct {
+	sessions, calls, inflight int
+	lastServed                time.Duration // from the expiry to the last answer
+	refreshes, reuses         int64
+	errors                    int64 // answers other than 200 with the session's one new token
+	cookies                   []string
+}
+
+// storm logs in sessions, expires every access token at the provider and
+// sends calls forced /bff/token requests ({"force":true,"rejected":old}),
+// inflight at a time, spread evenly over the sessions.
+func (s *stack) storm(ctx context.Context, sessions, calls, inflight int) (stormResult, error) {
+	res := stormResult{sessions: sessions, calls: calls, inflight: inflight}
+	var err error
+	if res.cookies, err = s.loginMany(ctx, sessions, 8, 0); err != nil {
+		return res, err
+	}
+	client := &http.Client{Transport: s.tr, Timeout: 30 * time.Second}
+	old := make([]string, sessions)
+	for i, ck := range res.cookies {
+		tok, status, err := tokenCall(ctx, client, s.bffURL, ck, nil)
+		if err != nil || status != http.StatusOK {
+			return res, fmt.Errorf("tether-bench: first token: %d %v", status, err)
+		}
+		old[i] = tok.AccessToken
+	}
+	before, err := s.stats(ctx)
+	if err != nil {
+		return res, err
+	}
+	if err := s.control(ctx, "/control/expire"); err != nil {
+		return res, err
+	}
+	start := time.Now()
+	var (
+		mu    sync.Mutex
+		fresh = make([]string, sessions)
+		last  time.Time
+		errs  atomic.Int64
+		sem   = make(chan struct{}, inflight)
+		wg    sync.WaitGroup
+	)
+	per := (calls + sessions - 1) / sessions
+	for k := range calls {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			i := k / per
+			tok, status, err := tokenCall(ctx, client, s.bffURL, res.cookies[i], &wire.TokenRequest{Force: true, Rejected: old[i]})
+			now := time.Now()
+			mu.Lock()
+			defer mu.Unlock()
+			if now.After(last) {
+				last = now
+			}
+			switch {
+			case err != nil || status != http.StatusOK || tok.AccessToken == old[i]:
+				errs.Add(1)
+			case fresh[i] == "":
+				fresh[i] = tok.AccessToken
+			case fresh[i] != tok.AccessToken:
+				errs.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	after, err := s.stats(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.lastServed = last.Sub(start)
+	res.refreshes, res.reuses = after.RefreshToken-before.RefreshToken, after.RefreshReuse-before.RefreshReuse
+	res.errors = errs.Load()
+	return res, nil
+}
+
+// loginMany logs in n sessions, conc at a time, and returns their cookies;
+// with budget > 0 it stops early when the budget is spent.
+func (s *stack) loginMany(ctx context.Context, n, conc int, budget time.Duration) ([]string, error) {
+	var (
+		mu      sync.Mutex
+		cookies []string
+		first   error
+		next    atomic.Int64
+		wg      sync.WaitGroup
+	)
+	deadline := time.Now().Add(budget)
+	for range conc {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				if budget > 0 && time.Now().After(deadline) {
+					return
+				}
+				ck, err := s.login(ctx)
+				mu.Lock()
+				if err != nil && first == nil {
+					first = err
+				}
+				if err == nil {
+					cookies = append(cookies, ck)
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return cookies, first
+}
+
+// tokenCall is one POST /bff/token.
+func tokenCall(ctx context.Context, c *http.Client, bffURL, cookie string, body *wire.TokenRequest) (wire.TokenResponse, int, error) {
+	var tok wire.TokenResponse
+	var rd io.Reader
+	if body != nil {
+		j, _ := json.Marshal(body)
+		rd = bytes.NewReader(j)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, bffURL+wire.PathToken, rd)
+	req.Header.Set(wire.HeaderCSRF, wire.CSRFValue)
+	req.Header.Set("Cookie", cookie)
+	resp, err := c.Do(req)
+	if err != nil {
+		return tok, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		err = json.NewDecoder(resp.Body).Decode(&tok)
+	} else {
+		io.Copy(io.Discard, resp.Body)
+	}
+	return tok, resp.StatusCode, err
+}
+
+// stats reads the dev provider's counters.
+func (s *stack) stats(ctx context.Context) (devprovider.Stats, error) {
+	var st devprovider.Stats
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.devURL+"/control/stats", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("tether-bench: stats: %w", err)
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// memResult is the memory measurement.
+type memResult struct {
+	wanted, created       int
+	took                  time.Duration
+	redisBefore           int64 // used_memory
+	redisAfter            int64
+	usage, valueLen       float64 // mean MEMORY USAGE and STRLEN of sampled records
+	heapBefore, heapAfter float64 // the BFF's go_memstats_heap_inuse_bytes
+	rssBefore, rssAfter   float64 // the BFF's process_resident_memory_bytes
+}
+
+// memory logs in up to n more sessions (conc at a time, within budget) and
+// measures Redis and the BFF before and after.
+func (s *stack) memory(ctx context.Context, n, conc int, budget time.Duration) (memResult, error) {
+	m := memResult{wanted: n}
+	var err error
+	if m.redisBefore, err = s.usedMemory(ctx); err != nil {
+		return m, err
+	}
+	if m.heapBefore, m.rssBefore, err = s.bffMemory(ctx); err != nil {
+		return m, err
+	}
+	start := time.Now()
+	cookies, err := s.loginMany(ctx, n, conc, budget)
+	m.created, m.took = len(cookies), time.Since(start)
+	if err != nil {
+		return m, err
+	}
+	if m.redisAfter, err = s.usedMemory(ctx); err != nil {
+		return m, err
+	}
+	if m.heapAfter, m.rssAfter, err = s.bffMemory(ctx); err != nil {
+		return m, err
+	}
+	keys, _, err := s.rdb.Scan(ctx, 0, "tether:s:*", 200).Result()
+	if err != nil {
+		return m, fmt.Errorf("tether-bench: scan: %w", err)
+	}
+	keys = keys[:min(len(keys), 20)]
+	for _, k := range keys {
+		u, err := s.rdb.MemoryUsage(ctx, k).Result()
+		if err != nil {
+			return m, fmt.Errorf("tether-bench: memory usage: %w", err)
+		}
+		l, err := s.rdb.StrLen(ctx, k).Result()
+		if err != nil {
+			return m, fmt.Errorf("tether-bench: strlen: %w", err)
+		}
+		m.usage += float64(u) / float64(len(keys))
+		m.valueLen += float64(l) / float64(len(keys))
+	}
+	return m, nil
+}
+
+// usedMemory is Redis's INFO memory used_memory.
+func (s *stack) usedMemory(ctx context.Context) (int64, error) {
+	info, err := s.rdb.Info(ctx, "memory").Result()
+	if err != nil {
+		return 0, fmt.Errorf("tether-bench: info memory: %w", err)
+	}
+	v, ok := infoField(info, "used_memory")
+	if !ok {
+		return 0, fmt.Errorf("tether-bench: no used_memory in INFO")
+	}
+	return strconv.ParseInt(v, 10, 64)
+}
+
+func infoField(info, name string) (string, bool) {
+	sc := bufio.NewScanner(strings.NewReader(info))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), name+":"); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// bffMemory reads the BFF's heap in use and resident set from /metrics.
+func (s *stack) bffMemory(ctx context.Context) (heap, rss float64, err error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.bffURL+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, fmt.Errorf("tether-bench: metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 {
+			continue
+		}
+		switch f[0] {
+		case "go_memstats_heap_inuse_bytes":
+			heap, _ = strconv.ParseFloat(f[1], 64)
+		case "process_resident_memory_bytes":
+			rss, _ = strconv.ParseFloat(f[1], 64)
+		}
+	}
+	return heap, rss, sc.Err()
+}

@@ -1,0 +1,239 @@
+// Command tether-bench measures Tether end to end on this machine, with
+// real processes on loopback: it builds the tether and devprovider
+// binaries, starts redis-server (without persistence), the dev provider and
+// one BFF, logs sessions in, and prints a table:
+//
+//   - POST /bff/token on the hot path (a valid token) at each concurrency,
+//     throughput and p50/p99 latency, beside a reference process (this
+//     program re-executed with -reference): a bare net/http handler that
+//     does one Redis GET of a value the size of a vault record. Targets:
+//     Tether at least 0.8× the reference's throughput, p99 at most 1.5×.
+//   - the refresh storm: access tokens expired at the provider, then many
+//     concurrent forced calls; time from the expiry to the last caller
+//     served, and refreshes per session (target 1.00).
+//   - memory: Redis bytes per session (target ≤ 2 KiB) and the BFF's heap,
+//     over many sessions logged in through the whole authorization-code
+//     flow, within a time budget (fewer when the budget runs out: the table
+//     says how many).
+//
+// Every run is bounded in time and count. Run it from the module root:
+//
+//	go run ./bff/cmd/tether-bench [-duration 3s] [-concurrency 16,64] [-sessions 10000]
+//
+// redis-server must be installed (apt-get install -y redis-server).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tetherauth/tether/bff/devprovider"
+	"github.com/tetherauth/tether/shared/wire"
+)
+
+// options are the command-line flags.
+type options struct {
+	duration      time.Duration
+	warm          time.Duration
+	concurrency   []int
+	rounds        int
+	stormSessions int
+	stormCalls    int
+	stormInflight int
+	sessions      int
+	loginConc     int
+	loginBudget   time.Duration
+
+	reference bool // run as the reference process
+	redis     string
+	listen    string
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o, err := parseFlags(os.Args[1:])
+	if err == nil {
+		if o.reference {
+			err = serveReference(ctx, o.redis, o.listen, os.Stdout)
+		} else {
+			err = bench(ctx, o, os.Stdout)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("tether-bench", flag.ContinueOnError)
+	fs.DurationVar(&o.duration, "duration", 2*time.Second, "measured time of each hot-path run")
+	fs.DurationVar(&o.warm, "warm", 500*time.Millisecond, "warm-up before each hot-path run")
+	conc := fs.String("concurrency", "16,64", "comma-separated client concurrencies for the hot path")
+	fs.IntVar(&o.rounds, "rounds", 4, "interleaved runs per target and concurrency, summed")
+	fs.IntVar(&o.stormSessions, "storm-sessions", 50, "sessions in the refresh storm")
+	fs.IntVar(&o.stormCalls, "storm-calls", 2000, "forced /bff/token calls in the refresh storm")
+	fs.IntVar(&o.stormInflight, "storm-inflight", 200, "storm calls in flight at once")
+	fs.IntVar(&o.sessions, "sessions", 10000, "sessions to log in for the memory measurement")
+	fs.IntVar(&o.loginConc, "login-concurrency", 8, "logins in flight at once")
+	fs.DurationVar(&o.loginBudget, "login-budget", 90*time.Second, "stop logging in after this long")
+	fs.BoolVar(&o.reference, "reference", false, "internal: serve the reference handler")
+	fs.StringVar(&o.redis, "redis", "", "internal: the reference's Redis address")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", "internal: the reference's listen address")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	for _, f := range strings.Split(*conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 1024 {
+			return o, fmt.Errorf("tether-bench: -concurrency %q: want numbers from 1 to 1024", *conc)
+		}
+		o.concurrency = append(o.concurrency, n)
+	}
+	switch {
+	case o.duration <= 0 || o.duration > time.Minute:
+		return o, fmt.Errorf("tether-bench: -duration %v: want up to 1m", o.duration)
+	case o.rounds < 1 || o.rounds > 10:
+		return o, fmt.Errorf("tether-bench: -rounds %d: want 1 to 10", o.rounds)
+	case o.stormSessions < 1 || o.stormCalls < o.stormSessions || o.stormInflight < 1:
+		return o, fmt.Errorf("tether-bench: the storm needs sessions ≥ 1, calls ≥ sessions, inflight ≥ 1")
+	case o.sessions < 0 || o.sessions > 100000 || o.loginBudget > 10*time.Minute:
+		return o, fmt.Errorf("tether-bench: -sessions up to 100000 and -login-budget up to 10m")
+	case o.reference && o.redis == "":
+		return o, fmt.Errorf("tether-bench: -reference needs -redis")
+	}
+	return o, nil
+}
+
+// bench runs every measurement and prints the table to w.
+func bench(ctx context.Context, o options, w io.Writer) error {
+	s, err := startStack(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	fmt.Fprintf(w, "Tether bench: %s, %d CPUs, %s, %s, redis %s, load average %s\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOOS+"/"+runtime.GOARCH,
+		runtime.Version(), s.redisVersion(ctx), loadAverage())
+	fmt.Fprintln(w, "One BFF process (bff/cmd/tether), the dev provider and redis-server, on loopback; the load generator shares the CPUs.")
+
+	st, err := s.storm(ctx, o.stormSessions, o.stormCalls, o.stormInflight)
+	if err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\nRefresh storm: %d sessions, access tokens expired at the provider, %d forced /bff/token calls, %d in flight\n",
+		st.sessions, st.calls, st.inflight)
+	perSession := float64(st.refreshes) / float64(st.sessions)
+	fmt.Fprintf(w, "  expiry → last caller served %s; refreshes per session %.2f (target 1.00) %s; refresh token reuses %d; wrong answers %d\n",
+		ms(st.lastServed), perSession, verdict(st.refreshes == int64(st.sessions) && st.reuses == 0 && st.errors == 0), st.reuses, st.errors)
+
+	if o.sessions > 0 {
+		m, err := s.memory(ctx, o.sessions, o.loginConc, o.loginBudget)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "\nMemory: %d sessions logged in (asked %d) in %v, %.0f logins/s, %d at a time\n",
+			m.created, m.wanted, m.took.Round(100*time.Millisecond), float64(m.created)/m.took.Seconds(), o.loginConc)
+		per := float64(m.redisAfter-m.redisBefore) / float64(max(m.created, 1))
+		fmt.Fprintf(w, "  Redis used_memory +%.1f MiB: %.0f bytes per session (target ≤ 2048) %s; MEMORY USAGE of a record %.0f bytes, value %.0f bytes\n",
+			mib(float64(m.redisAfter-m.redisBefore)), per, verdict(per <= 2048), m.usage, m.valueLen)
+		fmt.Fprintf(w, "  BFF heap in use %.1f → %.1f MiB, resident %.1f → %.1f MiB (the BFF keeps no per-session state)\n",
+			mib(m.heapBefore), mib(m.heapAfter), mib(m.rssBefore), mib(m.rssAfter))
+		if m.created < m.wanted {
+			fmt.Fprintf(w, "  (the login budget ran out: %d of %d sessions; per-session figures are measured on those)\n", m.created, m.wanted)
+		}
+	}
+
+	// The reference serves a value as long as a real record.
+	keys, _, err := s.rdb.Scan(ctx, 0, "tether:s:*", 100).Result()
+	if err != nil || len(keys) == 0 {
+		return fmt.Errorf("tether-bench: no vault record to size the reference by: %v", err)
+	}
+	size, err := s.rdb.StrLen(ctx, keys[0]).Result()
+	if err != nil {
+		return fmt.Errorf("tether-bench: %w", err)
+	}
+	if err := s.rdb.Set(ctx, referenceKey, strings.Repeat("x", int(size)), 0).Err(); err != nil {
+		return fmt.Errorf("tether-bench: %w", err)
+	}
+	refURL, err := s.startReference(ctx)
+	if err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\n/bff/token hot path: valid token, %d sessions, keep-alive; per target %d interleaved runs of %v (after %v warm-up each), summed\n",
+		len(st.cookies), o.rounds, o.duration, o.warm)
+	targets := []struct{ name, url string }{{"tether", s.bffURL + wire.PathToken}, {"reference", refURL}}
+	fmt.Fprintf(w, "reference: net/http handler, one Redis GET of a %d-byte value (a vault record's size), written back\n", size)
+	fmt.Fprintf(w, "%6s  %-10s %10s %9s %9s %7s\n", "conc", "target", "req/s", "p50", "p99", "errors")
+	for _, conc := range o.concurrency {
+		// ABBA order, summed: drift in the machine's load hits both alike.
+		var sum [2]run
+		for round := range o.rounds {
+			order := []int{0, 1}
+			if round%2 == 1 {
+				order = []int{1, 0}
+			}
+			for _, t := range order {
+				sum[t].merge(hammer(ctx, targets[t].name, targets[t].url, st.cookies, conc, o.warm, o.duration))
+			}
+		}
+		for _, r := range sum {
+			fmt.Fprintf(w, "%6d  %-10s %10.0f %9s %9s %7d\n", r.conc, r.target, r.rps(), ms(r.p50), ms(r.p99), r.errs)
+		}
+		tp, lat := sum[0].rps()/sum[1].rps(), float64(sum[0].p99)/float64(sum[1].p99)
+		fmt.Fprintf(w, "%6d  %-10s %9.2fx %9s %8.2fx   target ≥ 0.80x throughput %s, p99 ≤ 1.50x %s\n",
+			conc, "ratio", tp, "", lat, verdict(tp >= 0.8), verdict(lat <= 1.5))
+	}
+
+	for _, secret := range []string{devprovider.PrefixRefreshToken, devprovider.DefaultClientSecret} {
+		if strings.Contains(s.logs(), secret) {
+			return fmt.Errorf("tether-bench: a process logged %q (a refresh token or the client secret)", secret)
+		}
+	}
+	return nil
+}
+
+func (s *stack) redisVersion(ctx context.Context) string {
+	info, err := s.rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return "?"
+	}
+	v, _ := infoField(info, "redis_version")
+	return v
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+
+func mib(b float64) float64 { return b / (1 << 20) }
+
+func verdict(ok bool) string {
+	if ok {
+		return "(met)"
+	}
+	return "(MISSED)"
+}
