@@ -157,30 +157,57 @@ func (s *Server) refreshOnce(ctx context.Context, sid, seen string, rejected boo
 		return out
 	}
 	stopRenew := s.keepLock(ctx, lock)
-	defer func() {
+	release := func() {
 		stopRenew()
 		if err := lock.Release(ctx); err != nil && !errors.Is(err, vault.ErrLockLost) {
 			s.log.Warn("refresh: releasing the lock", "err", err)
 		}
+	}
+	rec, out, done := s.recheck(ctx, sid, seen, rejected)
+	if done {
+		release()
+		return out
+	}
+	// The provider call may outlive the callers' patience. A provider that
+	// answers late has still rotated the refresh token, so the call goes on
+	// (holding the lock) and its result is stored; the callers get the
+	// current token, or provider_unavailable, after ProviderTimeout.
+	res := make(chan outcome, 1)
+	go func() {
+		defer release()
+		res <- s.redeem(ctx, sid, rec, rejected)
 	}()
+	select {
+	case o := <-res:
+		return o
+	case <-time.After(s.cfg.ProviderTimeout):
+		s.metrics.refreshes.WithLabelValues("slow").Inc()
+		s.log.Warn("refresh: the provider is slow; answering without waiting, the refresh goes on", "subject", rec.Subject)
+		s.backoff.Store(sid, s.cfg.Now().Add(s.cfg.RetryAfter))
+		return s.unavailable(rec, rejected, s.cfg.RetryAfter)
+	}
+}
 
+// recheck re-reads the record under the lock and settles the cases that
+// need no provider call. done reports that out is the answer.
+func (s *Server) recheck(ctx context.Context, sid, seen string, rejected bool) (*vault.Record, outcome, bool) {
 	rec, err := s.vault.Get(ctx, sid)
 	switch {
 	case errors.Is(err, vault.ErrNotFound):
-		return reconnect(wire.ReasonNoSession, "the session ended")
+		return nil, reconnect(wire.ReasonNoSession, "the session ended"), true
 	case err != nil:
 		s.log.Error("refresh: re-reading the vault", "err", err)
-		return storageDown()
+		return nil, storageDown(), true
 	case !sameToken(rec.AccessToken, seen):
 		s.metrics.refreshes.WithLabelValues("adopted").Inc()
-		return outcome{rec: rec} // another replica refreshed while we waited
+		return nil, outcome{rec: rec}, true // another replica refreshed while we waited
 	}
 
 	now := s.cfg.Now()
 	if rec.RefreshToken == "" || (!rec.RefreshExpiry.IsZero() && !now.Before(rec.RefreshExpiry)) {
 		unexpired := rec.Expiry.IsZero() || now.Before(rec.Expiry)
 		if !rejected && unexpired {
-			return outcome{rec: rec} // cannot refresh, but still valid: use it to the end
+			return nil, outcome{rec: rec}, true // cannot refresh, but still valid: use it to the end
 		}
 		s.drop(ctx, sid)
 		if rec.RefreshToken == "" && unexpired {
@@ -188,13 +215,20 @@ func (s *Server) refreshOnce(ctx context.Context, sid, seen string, rejected boo
 			// nothing to refresh it with (a GitHub OAuth App's token, which
 			// never expires): access was revoked.
 			s.metrics.refreshes.WithLabelValues("revoked").Inc()
-			return reconnect(wire.ReasonRevoked, "access was revoked at the provider: reconnect")
+			return nil, reconnect(wire.ReasonRevoked, "access was revoked at the provider: reconnect"), true
 		}
 		s.metrics.refreshes.WithLabelValues("expired").Inc()
-		return reconnect(wire.ReasonExpired, "the sign-in expired: reconnect")
+		return nil, reconnect(wire.ReasonExpired, "the sign-in expired: reconnect"), true
 	}
+	return rec, outcome{}, false
+}
 
-	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+// redeem calls the provider with rec's refresh token and stores the
+// result: the new tokens, or nothing on an outage, or the session's end on
+// revocation. Its deadline is longer than the callers' wait (see
+// refreshOnce).
+func (s *Server) redeem(ctx context.Context, sid string, rec *vault.Record, rejected bool) outcome {
+	pctx, cancel := context.WithTimeout(ctx, s.redeemTimeout())
 	t0 := time.Now()
 	grant, err := s.provider.Refresh(pctx, rec.RefreshToken)
 	cancel()
@@ -217,7 +251,7 @@ func (s *Server) refreshOnce(ctx context.Context, sid, seen string, rejected boo
 	}
 	s.backoff.Delete(sid)
 
-	now = s.cfg.Now()
+	now := s.cfg.Now()
 	next := *rec
 	next.AccessToken, next.IssuedAt, next.Expiry = grant.AccessToken, now, grant.Expiry
 	if grant.TokenType != "" {
@@ -242,6 +276,10 @@ func (s *Server) refreshOnce(ctx context.Context, sid, seen string, rejected boo
 	s.metrics.refreshes.WithLabelValues("ok").Inc()
 	return outcome{rec: &next}
 }
+
+// redeemTimeout bounds a provider refresh call: longer than the callers'
+// wait, so a slow provider's rotation is not thrown away.
+func (s *Server) redeemTimeout() time.Duration { return 3 * s.cfg.ProviderTimeout }
 
 // acquire takes the session's refresh lock. While another replica holds it,
 // it watches the record: if the token changes, that replica's result is

@@ -230,3 +230,38 @@ func TestRefreshRereadsUnderLock(t *testing.T) {
 		t.Errorf("provider refreshes = %d; want 0", st.RefreshToken)
 	}
 }
+
+// TestProviderSlowerThanTimeout: the provider answers after the BFF's
+// timeout. Callers are answered on time with the current token, and the
+// late answer, which has rotated the refresh token, is still stored: the
+// session survives and nothing is reused.
+func TestProviderSlowerThanTimeout(t *testing.T) {
+	s := newStack(t, stackOptions{tune: func(c *Config) { c.ProviderTimeout = 300 * time.Millisecond }})
+	b := s.newBrowser()
+	b.login(s.urls[0], "/")
+	old := b.mustToken(s.urls[0], nil)
+	s.control("/control/outage?mode=slow&delay=600ms")
+	s.clock.Advance(40 * time.Second) // inside the buffer, not expired
+
+	t0 := time.Now()
+	r := b.token(s.urls[0], nil)
+	if waited := time.Since(t0); waited > 550*time.Millisecond {
+		t.Errorf("the caller waited %v for a slow provider; want about the 300 ms timeout", waited)
+	}
+	if r.status != 200 || r.tok.AccessToken != old.AccessToken || !r.tok.Degraded {
+		t.Fatalf("during the slow refresh: %d %+v; want the current token, degraded", r.status, r.tok)
+	}
+	time.Sleep(700 * time.Millisecond) // the late answer arrives and is stored
+	s.control("/control/outage?mode=none")
+	s.clock.Advance(2 * time.Second) // past the back-off
+	fresh := b.mustToken(s.urls[0], nil)
+	if fresh.AccessToken == old.AccessToken {
+		t.Fatal("the slow provider's rotation was thrown away")
+	}
+	if st := s.dev.Stats(); st.RefreshToken != 1 || st.RefreshReuse != 0 {
+		t.Errorf("stats %+v; want exactly 1 refresh and 0 reuse", st)
+	}
+	if code := s.callAPI(fresh.AccessToken); code != 200 {
+		t.Errorf("API with the late token = %d", code)
+	}
+}

@@ -101,7 +101,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		log.Info("TETHER_REDIS_URL is not set: using an embedded in-process Redis (one replica only)", "addr", addr)
 	}
 	pc := cfg.providerConfig()
-	pc.HTTPClient, pc.Now, pc.Logger = &http.Client{Timeout: cfg.ProviderTimeout}, cfg.Now, log
+	pc.HTTPClient, pc.Now, pc.Logger = &http.Client{Timeout: 3 * cfg.ProviderTimeout}, cfg.Now, log
 	p, err := provider.New(ctx, pc)
 	if err != nil {
 		v.Close()
@@ -127,7 +127,7 @@ func newServer(cfg Config, v store, p oauthProvider) *Server {
 		provider:   p,
 		metrics:    newMetrics(),
 		cookieName: "tether_session",
-		lease:      cfg.ProviderTimeout + 5*time.Second,
+		lease:      cfg.ProviderTimeout + 5*time.Second, // renewed while a refresh runs
 	}
 	if cfg.secureCookies() {
 		s.cookieName = "__Host-tether_session"
