@@ -28,11 +28,11 @@ const (
 // one refresh, and the provider never sees a rotated refresh token again.
 //
 // The last row is a provider slower than TETHER_PROVIDER_TIMEOUT that
-// still completes the refresh after the BFF gave up: the rotated refresh
-// token never reaches the vault, so with reuse detection the grant is gone.
-// There the claim is only that nothing is lost during the outage and that
-// each session then ends in exactly one of {fresh token, reconnect_required}
-// as the provider's reuse count explains.
+// still completes the refresh: callers are answered after the timeout, but
+// the BFF keeps the call going and stores the late rotation, so once a
+// token has expired a caller may get that late token instead of
+// provider_unavailable, and no session is lost (no rotated refresh token
+// is ever presented again).
 func TestProviderFaultMatrix(t *testing.T) {
 	const sessions = 12
 	c := startCluster(t, options{accessTTL: faultTTL, providerTimeout: faultTimeout, retryAfter: faultRetry})
@@ -43,7 +43,7 @@ func TestProviderFaultMatrix(t *testing.T) {
 	}{
 		{"503", false}, {"500", false}, {"timeout", false}, {"reset", false},
 		{"malformed", false}, {"error200", false},
-		// Last: it ends every session.
+		// Last: answers after the BFF's timeout.
 		{"slow&delay=" + (2 * faultTimeout).String(), true},
 	}
 	parent := c.t
@@ -182,6 +182,9 @@ func fault(t *testing.T, c *cluster, ss []*session, mode string, rotatesLate boo
 			unavailable++
 			continue
 		}
+		if rotatesLate && a.neterr == nil && a.status == http.StatusOK && !a.tok.Degraded && a.tok.AccessToken != toks[i].AccessToken {
+			continue // the slow provider's late rotation, stored
+		}
 		t.Errorf("session %d, token expired: %v; want 503 provider_unavailable with Retry-After", i, a)
 	}
 	if n := c.sessionRecords(); n != len(ss) {
@@ -210,9 +213,6 @@ func fault(t *testing.T, c *cluster, ss []*session, mode string, rotatesLate boo
 	for i, a := range recovered {
 		switch {
 		case a.neterr == nil && a.status == http.StatusOK && !a.tok.Degraded && a.tok.AccessToken != toks[i].AccessToken:
-		case rotatesLate && a.neterr == nil && a.status == http.StatusUnauthorized &&
-			a.err.Error == wire.ErrReconnectRequired && a.err.Reason == wire.ReasonRevoked:
-			lost++
 		default:
 			t.Errorf("session %d after the outage, %d calls: %v; want a fresh token", i, calls[i], a)
 		}
@@ -223,8 +223,9 @@ func fault(t *testing.T, c *cluster, ss []*session, mode string, rotatesLate boo
 		t.Errorf("after the recovery Redis holds %d session records; want %d", n, len(ss)-lost)
 	}
 	if rotatesLate {
-		if lost > 0 && reuses == 0 {
-			t.Errorf("%d sessions lost without any refresh token reuse at the provider", lost)
+		// Late rotations happen during the outage; each was kept.
+		if refreshes < int64(len(ss)) || reuses != 0 {
+			t.Errorf("slow provider: %d refreshes, %d reuses; want at least %d and none", refreshes, reuses, len(ss))
 		}
 		return
 	}
