@@ -237,6 +237,9 @@ func (s *Server) accessLog(c *gin.Context) {
 	if c.Writer.Status() >= 500 {
 		level = slog.LevelWarn
 	}
+	if !s.log.Enabled(c.Request.Context(), level) {
+		return // the usual case: no allocations for a line nobody keeps
+	}
 	s.log.Log(c.Request.Context(), level, "request",
 		"method", c.Request.Method, "path", c.Request.URL.Path,
 		"status", c.Writer.Status(), "duration", time.Since(start))

@@ -81,11 +81,11 @@ func (s *Server) handleToken(c *gin.Context) {
 		writeError(c, o.code, o.reason, o.msg)
 		return
 	}
-	result := "ok"
 	if o.degraded {
-		result = "degraded"
+		s.metrics.tokenRequests.WithLabelValues("degraded").Inc()
+	} else {
+		s.metrics.tokenOK.Inc()
 	}
-	s.metrics.tokenRequests.WithLabelValues(result).Inc()
 	c.JSON(http.StatusOK, s.tokenResponse(o))
 }
 
