@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetherauth/tether/bff/provider"
@@ -20,6 +21,7 @@ type outcome struct {
 	code       string        // wire error code when rec is nil
 	reason     string        // wire reason for reconnect_required
 	retryAfter time.Duration // with provider_unavailable, or degraded
+	backoff    time.Duration // how long not to call the provider again for this session
 	msg        string
 }
 
@@ -173,14 +175,21 @@ func (s *Server) refreshOnce(ctx context.Context, sid, seen string, rejected boo
 	// (holding the lock) and its result is stored; the callers get the
 	// current token, or provider_unavailable, after ProviderTimeout.
 	res := make(chan outcome, 1)
+	var late atomic.Bool // the callers were answered without this result
 	go func() {
 		defer release()
-		res <- s.redeem(ctx, sid, rec, rejected)
+		o := s.redeem(ctx, sid, rec, rejected)
+		if o.backoff > 0 && !late.Load() {
+			// A late failure does not extend the back-off the callers got.
+			s.backoff.Store(sid, s.cfg.Now().Add(o.backoff))
+		}
+		res <- o
 	}()
 	select {
 	case o := <-res:
 		return o
 	case <-time.After(s.cfg.ProviderTimeout):
+		late.Store(true)
 		s.metrics.refreshes.WithLabelValues("slow").Inc()
 		s.log.Warn("refresh: the provider is slow; answering without waiting, the refresh goes on", "subject", rec.Subject)
 		s.backoff.Store(sid, s.cfg.Now().Add(s.cfg.RetryAfter))
@@ -246,8 +255,9 @@ func (s *Server) redeem(ctx context.Context, sid string, rec *vault.Record, reje
 			wait = s.cfg.RetryAfter
 		}
 		s.log.Warn("refresh: provider unavailable; keeping the session", "subject", rec.Subject, "err", err)
-		s.backoff.Store(sid, s.cfg.Now().Add(wait))
-		return s.unavailable(rec, rejected, wait)
+		o := s.unavailable(rec, rejected, wait)
+		o.backoff = wait
+		return o
 	}
 	s.backoff.Delete(sid)
 
