@@ -6,6 +6,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -241,7 +242,13 @@ func (v *Vault) store(ctx context.Context, key, id string, val any, ttl time.Dur
 	if ttl <= 0 {
 		return fmt.Errorf("ttl %v is not positive", ttl)
 	}
-	plain, err := json.Marshal(val)
+	var plain []byte
+	var err error
+	if m, ok := val.(encoding.BinaryMarshaler); ok {
+		plain, err = m.MarshalBinary()
+	} else {
+		plain, err = json.Marshal(val)
+	}
 	if err != nil {
 		return err
 	}
@@ -271,7 +278,12 @@ func (v *Vault) load(ctx context.Context, key string, del bool, op string, val a
 		// is deliberately not told apart: none of it is for a log line.
 		return fmt.Errorf("vault: %s: stored value does not authenticate: %w", op, ErrNotFound)
 	}
-	if err := json.Unmarshal(plain, val); err != nil {
+	if u, ok := val.(encoding.BinaryUnmarshaler); ok && (len(plain) == 0 || plain[0] != '{') {
+		err = u.UnmarshalBinary(plain)
+	} else {
+		err = json.Unmarshal(plain, val) // Login, and records written before the binary form
+	}
+	if err != nil {
 		return fmt.Errorf("vault: %s: stored value does not decode: %w", op, ErrNotFound)
 	}
 	return nil

@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -420,4 +421,44 @@ func race(n int, f func() error, lose error) (wins, losses int, others []error) 
 	close(start)
 	wg.Wait()
 	return wins, losses, others
+}
+
+// TestRecordBinaryForm: the binary form round-trips, refuses anything
+// malformed, and records written as JSON before it existed still read.
+func TestRecordBinaryForm(t *testing.T) {
+	now := time.Date(2026, 2, 1, 10, 0, 0, 123456789, time.UTC)
+	rec := Record{AccessToken: "at", TokenType: "Bearer", RefreshToken: "rt", Scope: "s", Subject: "sub", Name: "Ada",
+		IssuedAt: now, Expiry: now.Add(time.Minute), Created: now.Add(-time.Hour)}
+	b, err := rec.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Record
+	if err := got.UnmarshalBinary(b); err != nil || got != rec {
+		t.Fatalf("round trip: %+v, %v; want %+v", got, err, rec)
+	}
+	for i := range len(b) {
+		if err := new(Record).UnmarshalBinary(b[:i]); err == nil {
+			t.Errorf("a record cut at %d of %d bytes decoded", i, len(b))
+		}
+	}
+	if err := new(Record).UnmarshalBinary(append(b, 0)); err == nil {
+		t.Error("trailing bytes decoded")
+	}
+	if jb, _ := json.Marshal(rec); len(b) >= len(jb) {
+		t.Errorf("binary form %d bytes, JSON %d", len(b), len(jb))
+	}
+
+	v, err := Open(t.Context(), "", make([]byte, KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	type legacy Record // the same fields, no binary methods: stored as JSON
+	if err := v.store(t.Context(), v.sessionKey("old"), "old", legacy(rec), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if old, err := v.Get(t.Context(), "old"); err != nil || *old != rec {
+		t.Errorf("a JSON record from before: %+v, %v; want %+v", old, err, rec)
+	}
 }
