@@ -18,7 +18,9 @@
 //
 // # Encryption
 //
-// A value is AES-256-GCM(JSON) with a random 12-byte nonce per write, stored
+// A value is AES-256-GCM of the plaintext (a Record's compact binary form,
+// see Record.MarshalBinary; login state as JSON; records written as JSON by
+// earlier versions still read) with a random 12-byte nonce per write, stored
 // as nonce || ciphertext || tag. The full Redis key is the additional
 // authenticated data, so a value copied to another key does not open there.
 // A value that does not open — tampered, moved, or sealed under another key

@@ -38,8 +38,10 @@ const DefaultPrefix = "tether:"
 // KeySize is the length in bytes of the vault's AES-256 key.
 const KeySize = 32
 
-// Record is what the vault keeps per session. It is JSON-encoded, then
-// sealed with AES-256-GCM. It holds no ID token.
+// Record is what the vault keeps per session. It is encoded with
+// MarshalBinary (the JSON tags name the fields of records written before
+// that form existed, which still read), then sealed with AES-256-GCM. It
+// holds no ID token.
 type Record struct {
 	AccessToken   string    `json:"at"`
 	TokenType     string    `json:"tt,omitempty"`
