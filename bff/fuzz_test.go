@@ -62,7 +62,7 @@ func FuzzCallbackQuery(f *testing.F) {
 		f.Add(s)
 	}
 	s := newStack(f, stackOptions{tune: func(c *Config) { c.Logger = discardLogger() }})
-	h := s.bffs[0].Handler()
+	h := s.bffs[0]
 	f.Fuzz(func(t *testing.T, query string) {
 		w := httptest.NewRecorder()
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
@@ -98,7 +98,7 @@ func FuzzSessionCookie(f *testing.F) {
 	f.Add(real[:len(real)/2])
 	f.Add("")
 	f.Add("MTcwMDAwMDAwMHxkZWFkYmVlZnw=")
-	h := s.bffs[0].Handler()
+	h := s.bffs[0]
 	f.Fuzz(func(t *testing.T, value string) {
 		w := httptest.NewRecorder()
 		r := httptest.NewRequest(http.MethodPost, wire.PathToken, nil)

@@ -79,7 +79,7 @@ type stack struct {
 	clock  *clock
 	dev    *devprovider.Provider
 	devURL string
-	bffs   []*Server
+	bffs   []*Handler
 	urls   []string
 	logs   *syncBuffer
 }
@@ -152,7 +152,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 		if redisURL == "" {
 			redisURL = "redis://" + srv.vault.(interface{ EmbeddedAddr() string }).EmbeddedAddr()
 		}
-		serve(t, ln, srv.Handler())
+		serve(t, ln, srv)
 		s.bffs = append(s.bffs, srv)
 		s.urls = append(s.urls, pub)
 	}
@@ -370,12 +370,4 @@ func readAll(t testing.TB, resp *http.Response) string {
 
 // recordAt is a record whose token was issued at iat and lives life (0: no
 // expiry).
-func recordAt(iat time.Time, life time.Duration) *vault.Record {
-	rec := &vault.Record{AccessToken: "at", RefreshToken: "rt", IssuedAt: iat, Created: iat}
-	if life > 0 {
-		rec.Expiry = iat.Add(life)
-	}
-	return rec
-}
-
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -27,7 +27,7 @@ const (
 // handleLogin starts the authorization-code flow: PKCE S256, a single-use
 // state kept in the vault for ten minutes and bound to this browser's
 // cookie, and a nonce for OpenID Connect.
-func (s *Server) handleLogin(c *gin.Context) {
+func (s *Handler) handleLogin(c *gin.Context) {
 	returnTo, ok := cleanReturnTo(c.Query("return_to"))
 	if !ok {
 		s.metrics.logins.WithLabelValues("invalid_return_to").Inc()
@@ -58,7 +58,7 @@ func (s *Server) handleLogin(c *gin.Context) {
 // handleCallback finishes the flow: the state must match this browser's
 // cookie and be unused; the code is exchanged with the verifier; a new
 // session id is issued (no fixation) and the tokens go to the vault.
-func (s *Server) handleCallback(c *gin.Context) {
+func (s *Handler) handleCallback(c *gin.Context) {
 	ctx := c.Request.Context()
 	sess := sessions.Default(c)
 	q := c.Request.URL.Query()
@@ -114,7 +114,7 @@ func (s *Server) handleCallback(c *gin.Context) {
 		}
 	}
 	sid := randomID()
-	if err := s.vault.Put(ctx, sid, rec, s.recordTTL(rec)); err != nil {
+	if err := s.vault.Put(ctx, sid, rec, s.refresher.RecordTTL(rec)); err != nil {
 		s.metrics.logins.WithLabelValues("store_failed").Inc()
 		s.log.Error("callback: storing tokens", "err", err)
 		s.errorPage(c, http.StatusServiceUnavailable, "Sign-in failed", "The session store could not be reached. Please try again in a moment.", l.ReturnTo)
@@ -134,7 +134,7 @@ func (s *Server) handleCallback(c *gin.Context) {
 
 // takeLogin consumes the login state when the query's state matches the
 // cookie's; nil means invalid, expired or replayed.
-func (s *Server) takeLogin(c *gin.Context, state, cookieState string) *vault.Login {
+func (s *Handler) takeLogin(c *gin.Context, state, cookieState string) *vault.Login {
 	if state == "" || len(state) > 128 || state != cookieState {
 		return nil
 	}
@@ -203,7 +203,7 @@ h1{font-size:1.4rem}a.button{display:inline-block;margin-top:1rem;padding:.6rem 
 
 // errorPage shows a readable page with a "try again" link: callbacks are
 // navigations, so JSON would be a dead end for the user.
-func (s *Server) errorPage(c *gin.Context, status int, title, msg, returnTo string) {
+func (s *Handler) errorPage(c *gin.Context, status int, title, msg, returnTo string) {
 	c.Header("Content-Type", "text/html; charset=utf-8")
 	c.Status(status)
 	retry := wire.PathLogin + "?return_to=" + url.QueryEscape(returnTo)

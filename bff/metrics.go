@@ -2,13 +2,16 @@ package bff
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tetherauth/tether/bff/refresh"
 )
 
-// metrics are the BFF's Prometheus series. Each Server has its own
+// metrics are the BFF's Prometheus series. Each Handler has its own
 // registry, so several can run in one process (tests, embedding).
 type metrics struct {
 	reg            *prometheus.Registry
@@ -60,3 +63,15 @@ func newMetrics() *metrics {
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
+
+// The metrics observe the refresh engine.
+var _ refresh.Observer = (*metrics)(nil)
+
+// Refreshed counts a refresh attempt by outcome.
+func (m *metrics) Refreshed(o refresh.Outcome) { m.refreshes.WithLabelValues(string(o)).Inc() }
+
+// ProviderLatency records how long the provider took to answer a refresh.
+func (m *metrics) ProviderLatency(d time.Duration) { m.refreshLatency.Observe(d.Seconds()) }
+
+// LockWait records the time spent taking a session's refresh lock.
+func (m *metrics) LockWait(d time.Duration) { m.lockWait.Observe(d.Seconds()) }

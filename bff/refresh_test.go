@@ -187,50 +187,6 @@ func TestSlowProviderCancelledClient(t *testing.T) {
 	}
 }
 
-func TestBufferRule(t *testing.T) {
-	s := &Server{cfg: Config{RefreshBuffer: 5 * time.Minute}}
-	now := time.Unix(1_000_000, 0)
-	cases := []struct {
-		life, age time.Duration
-		want      bool
-	}{
-		{time.Hour, 54 * time.Minute, false},
-		{time.Hour, 55 * time.Minute, true},
-		{60 * time.Second, 29 * time.Second, false}, // buffer capped at 30 s
-		{60 * time.Second, 30 * time.Second, true},
-		{60 * time.Second, 90 * time.Second, true},
-		{0, 1000 * time.Hour, false}, // no expiry: never proactively
-	}
-	for _, c := range cases {
-		t.Run(fmt.Sprintf("life=%v,age=%v", c.life, c.age), func(t *testing.T) {
-			rec := recordAt(now.Add(-c.age), c.life)
-			if got := s.needsRefresh(rec, now); got != c.want {
-				t.Errorf("needsRefresh = %v; want %v", got, c.want)
-			}
-		})
-	}
-}
-
-// TestRefreshRereadsUnderLock: a replica that read the record, then took
-// the lock after another replica had already refreshed and released it,
-// must adopt the stored token instead of refreshing again (which would
-// reuse a rotated refresh token).
-func TestRefreshRereadsUnderLock(t *testing.T) {
-	s := newStack(t, stackOptions{})
-	b := s.newBrowser()
-	b.login(s.urls[0], "/")
-	cur := b.mustToken(s.urls[0], nil)
-	sid := s.sid(b)
-
-	o := s.bffs[0].refreshOnce(t.Context(), sid, "the token this replica saw before another replica refreshed", false)
-	if o.rec == nil || o.rec.AccessToken != cur.AccessToken {
-		t.Fatalf("refreshOnce = %+v; want the stored token adopted", o)
-	}
-	if st := s.dev.Stats(); st.RefreshToken != 0 {
-		t.Errorf("provider refreshes = %d; want 0", st.RefreshToken)
-	}
-}
-
 // TestProviderSlowerThanTimeout: the provider answers after the BFF's
 // timeout. Callers are answered on time with the current token, and the
 // late answer, which has rotated the refresh token, is still stored: the

@@ -1,7 +1,6 @@
 package bff
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,7 +11,7 @@ import (
 	"github.com/gin-contrib/sessions"
 	"github.com/gin-gonic/gin"
 
-	"github.com/tetherauth/tether/bff/vault"
+	"github.com/tetherauth/tether/bff/refresh"
 	"github.com/tetherauth/tether/shared/wire"
 )
 
@@ -25,35 +24,8 @@ func sessionID(c *gin.Context) string {
 	return sid
 }
 
-// handleSession answers GET /bff/session without refreshing anything.
-func (s *Server) handleSession(c *gin.Context) {
-	sid := sessionID(c)
-	if sid == "" {
-		c.JSON(http.StatusOK, wire.SessionResponse{})
-		return
-	}
-	rec, err := s.vault.Get(c.Request.Context(), sid)
-	if errors.Is(err, vault.ErrNotFound) {
-		c.JSON(http.StatusOK, wire.SessionResponse{})
-		return
-	}
-	if err != nil {
-		s.log.Error("session: reading the vault", "err", err)
-		o := storageDown()
-		writeError(c, o.code, "", o.msg)
-		return
-	}
-	c.JSON(http.StatusOK, wire.SessionResponse{
-		Authenticated:    true,
-		Subject:          rec.Subject,
-		Name:             rec.Name,
-		AccessExpiresAt:  unix(rec.Expiry),
-		RefreshExpiresAt: unix(rec.RefreshExpiry),
-	})
-}
-
-// handleToken answers POST /bff/token.
-func (s *Server) handleToken(c *gin.Context) {
+// handleToken answers POST /bff/token through the refresh engine.
+func (s *Handler) handleToken(c *gin.Context) {
 	req, err := readTokenRequest(c.Request)
 	if err != nil {
 		s.metrics.tokenRequests.WithLabelValues("bad_request").Inc()
@@ -66,46 +38,63 @@ func (s *Server) handleToken(c *gin.Context) {
 		writeError(c, wire.ErrReconnectRequired, wire.ReasonNoSession, "no session: sign in")
 		return
 	}
-	o := s.token(c.Request.Context(), sid, req)
-	if o.rec == nil {
-		if o.code == wire.ErrStorageUnavailable && o.retryAfter == 0 {
-			o.retryAfter = s.cfg.RetryAfter // every 503 of /bff/token says when to retry
+	res, err := s.refresher.Token(c.Request.Context(), sid, refresh.Want{Force: req.Force, Rejected: req.Rejected})
+	if err != nil {
+		code, reason, retryAfter := wireError(err)
+		if code == wire.ErrStorageUnavailable {
+			retryAfter = s.cfg.RetryAfter // every 503 of /bff/token says when to retry
 		}
-		s.metrics.tokenRequests.WithLabelValues(o.code).Inc()
-		if o.retryAfter > 0 {
-			c.Header(wire.HeaderRetryAfter, strconv.Itoa(seconds(o.retryAfter)))
+		s.metrics.tokenRequests.WithLabelValues(code).Inc()
+		if retryAfter > 0 {
+			c.Header(wire.HeaderRetryAfter, strconv.Itoa(seconds(retryAfter)))
 		}
-		if o.code == wire.ErrReconnectRequired {
+		if code == wire.ErrReconnectRequired {
 			s.clearCookie(c)
 		}
-		writeError(c, o.code, o.reason, o.msg)
+		writeError(c, code, reason, err.Error())
 		return
 	}
-	if o.degraded {
+	if res.Degraded {
 		s.metrics.tokenRequests.WithLabelValues("degraded").Inc()
 	} else {
 		s.metrics.tokenOK.Inc()
 	}
-	c.JSON(http.StatusOK, s.tokenResponse(o))
+	c.JSON(http.StatusOK, s.tokenResponse(res))
+}
+
+// wireError maps the refresh engine's errors to the contract's code,
+// reason and Retry-After.
+func wireError(err error) (code, reason string, retryAfter time.Duration) {
+	var re *refresh.ReconnectError
+	var ue *refresh.UnavailableError
+	switch {
+	case errors.As(err, &re):
+		return wire.ErrReconnectRequired, string(re.Reason), 0
+	case errors.As(err, &ue):
+		return wire.ErrProviderUnavailable, "", ue.RetryAfter
+	case errors.Is(err, refresh.ErrStorage):
+		return wire.ErrStorageUnavailable, "", 0
+	}
+	return wire.ErrInternal, "", 0
 }
 
 // tokenResponse is what the browser learns of a record: the access token
 // and its timing, never the refresh token.
-func (s *Server) tokenResponse(o outcome) wire.TokenResponse {
-	rec := o.rec
+func (s *Handler) tokenResponse(res refresh.Result) wire.TokenResponse {
+	rec := res.Record
 	r := wire.TokenResponse{
 		AccessToken: rec.AccessToken,
 		TokenType:   wire.TokenTypeBearer,
 		Scope:       rec.Scope,
-		Degraded:    o.degraded,
+		Degraded:    res.Degraded,
 	}
 	if !rec.Expiry.IsZero() {
 		r.ExpiresAt = rec.Expiry.Unix()
 		r.ExpiresIn = max(0, int64(rec.Expiry.Sub(s.cfg.Now())/time.Second))
-		r.RefreshBuffer = int64(s.buffer(rec) / time.Second)
+		r.RefreshBuffer = int64(s.refresher.Buffer(rec) / time.Second)
 	}
-	if o.degraded {
-		r.RetryAfter = int64(seconds(o.retryAfter))
+	if res.Degraded {
+		r.RetryAfter = int64(seconds(res.RetryAfter))
 	}
 	return r
 }
@@ -130,48 +119,6 @@ func readTokenRequest(r *http.Request) (wire.TokenRequest, error) {
 		return req, errors.New(`"force" needs "rejected": the access token the API refused`)
 	}
 	return req, nil
-}
-
-// handleLogout revokes the grant at the provider when it can (a failure
-// there is logged, not shown), deletes the record, and clears the cookie.
-func (s *Server) handleLogout(c *gin.Context) {
-	ctx := c.Request.Context()
-	if sid := sessionID(c); sid != "" {
-		rec, err := s.vault.Get(ctx, sid)
-		if err != nil && !errors.Is(err, vault.ErrNotFound) {
-			s.log.Error("logout: reading the vault", "err", err)
-			o := storageDown()
-			writeError(c, o.code, "", o.msg)
-			return
-		}
-		if rec != nil && (rec.RefreshToken != "" || rec.AccessToken != "") {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ProviderTimeout)
-			if err := s.provider.Revoke(rctx, rec.RefreshToken, rec.AccessToken); err != nil {
-				s.log.Warn("logout: revocation at the provider failed; the session is removed here anyway", "err", err)
-			} else {
-				s.metrics.revocations.Inc()
-			}
-			cancel()
-		}
-		if err := s.vault.Delete(ctx, sid); err != nil {
-			s.log.Error("logout: deleting the record", "err", err)
-			o := storageDown()
-			writeError(c, o.code, "", o.msg)
-			return
-		}
-	}
-	s.clearCookie(c)
-	c.Status(http.StatusNoContent)
-}
-
-// clearCookie deletes the session cookie.
-func (s *Server) clearCookie(c *gin.Context) {
-	sess := sessions.Default(c)
-	sess.Clear()
-	sess.Options(sessions.Options{Path: "/", MaxAge: -1, Secure: s.cfg.secureCookies(), HttpOnly: true, SameSite: http.SameSiteLaxMode})
-	if err := sess.Save(); err != nil {
-		s.log.Warn("clearing the session cookie", "err", err)
-	}
 }
 
 func unix(t time.Time) int64 {

@@ -53,7 +53,7 @@ type Demo struct {
 	URL    string // the page, e.g. http://127.0.0.1:8080
 	DevURL string // the dev provider
 	Dev    *devprovider.Provider
-	BFF    *bff.Server
+	BFF    *bff.Handler
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -158,7 +158,7 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Write(conf)
 	})
-	mux.Handle("/", d.BFF.Handler())
+	mux.Handle("/", d.BFF)
 	d.serve(ctx, bffLn, mux)
 	return d, nil
 }

@@ -51,7 +51,7 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		return fmt.Errorf("TETHER_ADDR %q: %w", addr, err)
 	}
 	fmt.Fprintf(stdout, "tether: listening on http://%s (public URL %s)\n", ln.Addr(), cfg.PublicURL)
-	return bff.Serve(ctx, ln, srv.Handler())
+	return bff.Serve(ctx, ln, srv)
 }
 
 // newLogger builds the process logger: JSON when format is "json", else

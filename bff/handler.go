@@ -2,10 +2,16 @@
 // OAuth authorization-code flow with PKCE, keeps each session's tokens in an
 // encrypted vault on Redis, refreshes access tokens before they expire
 // (once per session across replicas), and hands the browser only the
-// current access token. See DESIGN.md and the README for the contract.
+// current access token. The README describes the HTTP contract (the types
+// are in shared/wire) and the security model.
+//
+// The package is the HTTP face only: routes, middleware, handlers, the
+// session cookie, configuration and metrics. The refresh engine is
+// bff/refresh, the vault bff/vault, and Tether's client of the
+// authorization server bff/provider.
 //
 // A program builds a Config (FromEnv reads TETHER_* variables), calls New,
-// serves Handler, and calls Close on the way out.
+// serves the Handler, and calls Close on the way out.
 package bff
 
 import (
@@ -17,70 +23,60 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/gin-contrib/sessions"
 	"github.com/gin-gonic/gin"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/tetherauth/tether/bff/provider"
+	"github.com/tetherauth/tether/bff/refresh"
 	"github.com/tetherauth/tether/bff/vault"
 	"github.com/tetherauth/tether/shared/wire"
 )
 
-// store is what the BFF needs of the vault.
-type store interface {
-	Get(ctx context.Context, sid string) (*vault.Record, error)
-	Put(ctx context.Context, sid string, rec *vault.Record, ttl time.Duration) error
-	Delete(ctx context.Context, sid string) error
+// sessionVault is what the handlers need of the vault (the refresh
+// engine declares what it needs in refresh.Store).
+type sessionVault interface {
+	refresh.Store
 	PutLogin(ctx context.Context, state string, l *vault.Login, ttl time.Duration) error
 	TakeLogin(ctx context.Context, state string) (*vault.Login, error)
-	TryLock(ctx context.Context, sid string, lease time.Duration) (*vault.Lock, error)
 	Ping(ctx context.Context) error
 	Close() error
 }
 
-var _ store = (*vault.Vault)(nil)
+var _ sessionVault = (*vault.Vault)(nil)
 
-// oauthProvider is what the BFF needs of the authorization server.
+// oauthProvider is what the handlers need of the authorization server.
 type oauthProvider interface {
+	refresh.Provider
 	AuthCodeURL(state, verifier, nonce string) string
 	Exchange(ctx context.Context, code, verifier, nonce string) (*provider.Grant, error)
-	Refresh(ctx context.Context, refreshToken string) (*provider.Grant, error)
 	Revoke(ctx context.Context, refreshToken, accessToken string) error
 	OIDC() bool
 }
 
 var _ oauthProvider = (*provider.Provider)(nil)
 
-// Server is a running BFF. It is safe for concurrent use.
-type Server struct {
+// Handler is the BFF: an http.Handler for /bff/*, /healthz, /readyz,
+// /metrics and, with WebDir, the page. It is safe for concurrent use.
+type Handler struct {
 	cfg        Config
 	log        *slog.Logger
-	vault      store
+	vault      sessionVault
 	provider   oauthProvider
+	refresher  *refresh.Refresher
 	engine     *gin.Engine
 	metrics    *metrics
-	flight     singleflight.Group
 	cookieName string
-	lease      time.Duration // refresh lock lease
-	// backoff holds, per session id, the time before which this process
-	// does not call the provider again after a transient refresh failure.
-	backoff sync.Map
-	web     http.Handler // static files; nil without WebDir
+	web        http.Handler // static files; nil without WebDir
 }
 
-// Timings of the login flow and the refresh lock.
-const (
-	loginTTL     = 10 * time.Minute // how long a login's state stays valid
-	lockPoll     = 25 * time.Millisecond
-	storeRetries = 4 // attempts to store a rotated refresh token
-)
+// loginTTL is how long a login's state stays valid.
+const loginTTL = 10 * time.Minute
 
 // New checks cfg, connects the vault and the provider, and builds the
-// router. The caller must Close the Server.
-func New(ctx context.Context, cfg Config) (*Server, error) {
+// router. The caller must Close the Handler.
+func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -107,7 +103,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		v.Close()
 		return nil, &ConfigError{cfg.providerVar(), err}
 	}
-	s := newServer(cfg, v, p)
+	s := newHandler(cfg, v, p)
 	if cfg.WebDir != "" {
 		if s.web, err = newWebHandler(cfg.WebDir); err != nil {
 			v.Close()
@@ -118,16 +114,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// newServer assembles a Server from its parts; New and tests use it.
-func newServer(cfg Config, v store, p oauthProvider) *Server {
-	s := &Server{
+// newHandler assembles a Handler from its parts.
+func newHandler(cfg Config, v sessionVault, p oauthProvider) *Handler {
+	m := newMetrics()
+	s := &Handler{
 		cfg:        cfg,
 		log:        cfg.Logger,
 		vault:      v,
 		provider:   p,
-		metrics:    newMetrics(),
+		metrics:    m,
 		cookieName: "tether_session",
-		lease:      cfg.ProviderTimeout + 5*time.Second, // renewed while a refresh runs
+		refresher: refresh.New(v, p, refresh.Config{
+			Buffer: cfg.RefreshBuffer, SessionMaxAge: cfg.SessionMaxAge,
+			ProviderTimeout: cfg.ProviderTimeout, RetryAfter: cfg.RetryAfter,
+			Logger: cfg.Logger, Observer: m, Now: cfg.Now,
+		}),
 	}
 	if cfg.secureCookies() {
 		s.cookieName = "__Host-tether_session"
@@ -135,14 +136,13 @@ func newServer(cfg Config, v store, p oauthProvider) *Server {
 	return s
 }
 
-// Handler is the BFF's HTTP handler: /bff/*, /healthz, /readyz, /metrics
-// and, with WebDir, the page.
-func (s *Server) Handler() http.Handler { return s.engine }
+// ServeHTTP answers one request.
+func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
 
 // Close releases the vault (and stops the embedded Redis, if any).
-func (s *Server) Close() error { return s.vault.Close() }
+func (s *Handler) Close() error { return s.vault.Close() }
 
-func (s *Server) routes() *gin.Engine {
+func (s *Handler) routes() *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.Use(s.recover, s.accessLog)
@@ -212,7 +212,7 @@ func requireCSRF(c *gin.Context) {
 
 // recover turns a panic into a 500 without dumping the request (which
 // would log the cookie).
-func (s *Server) recover(c *gin.Context) {
+func (s *Handler) recover(c *gin.Context) {
 	defer func() {
 		if v := recover(); v != nil {
 			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
@@ -230,7 +230,7 @@ func (s *Server) recover(c *gin.Context) {
 
 // accessLog logs one line per request: never the query (it carries the
 // authorization code) and never a header.
-func (s *Server) accessLog(c *gin.Context) {
+func (s *Handler) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
 	level := slog.LevelDebug
@@ -245,7 +245,7 @@ func (s *Server) accessLog(c *gin.Context) {
 		"status", c.Writer.Status(), "duration", time.Since(start))
 }
 
-func (s *Server) handleReady(c *gin.Context) {
+func (s *Handler) handleReady(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.vault.Ping(ctx); err != nil {

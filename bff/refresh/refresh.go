@@ -1,0 +1,226 @@
+// Package refresh is Tether's refresh engine. Given a session id it hands
+// out the session's access token, and replaces the token at the provider
+// when it is inside its refresh buffer or an API rejected it: exactly once
+// per session across every process that shares the vault, keeping the
+// session through a provider outage and ending it only when the provider
+// revoked the grant.
+//
+// The engine knows nothing of HTTP, cookies or the wire contract: the BFF's
+// handlers, and Go code that calls APIs on a user's behalf, both use it.
+// Its answers are a Result or one of three typed errors: *ReconnectError
+// (the session is over; the user must sign in again), *UnavailableError
+// (the provider is failing and the token cannot be served; retry later)
+// and *StorageError (the vault is unreachable; nothing was lost).
+package refresh
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tetherauth/tether/bff/provider"
+	"github.com/tetherauth/tether/bff/vault"
+)
+
+// Store is what the engine needs of the vault.
+type Store interface {
+	Get(ctx context.Context, sid string) (*vault.Record, error)
+	Put(ctx context.Context, sid string, rec *vault.Record, ttl time.Duration) error
+	Delete(ctx context.Context, sid string) error
+	TryLock(ctx context.Context, sid string, lease time.Duration) (*vault.Lock, error)
+}
+
+var _ Store = (*vault.Vault)(nil)
+
+// Provider is what the engine needs of the authorization server: a
+// refresh that reports revocation by wrapping provider.ErrRevoked and may
+// carry a Retry-After (provider.RetryAfterOf).
+type Provider interface {
+	Refresh(ctx context.Context, refreshToken string) (*provider.Grant, error)
+}
+
+var _ Provider = (*provider.Provider)(nil)
+
+// Outcome names what became of a refresh attempt, for metrics.
+type Outcome string
+
+// Refresh outcomes.
+const (
+	OutcomeOK          Outcome = "ok"          // the provider issued a new token and it is stored
+	OutcomeAdopted     Outcome = "adopted"     // another process refreshed first; its token is used
+	OutcomeRevoked     Outcome = "revoked"     // the provider refused the grant; the session ended
+	OutcomeExpired     Outcome = "expired"     // the refresh token had expired; the session ended
+	OutcomeUnavailable Outcome = "unavailable" // the provider failed transiently; nothing changed
+	OutcomeSlow        Outcome = "slow"        // callers were answered before the provider; the refresh went on
+	OutcomeStoreFailed Outcome = "store_failed"
+)
+
+// Observer is told what the engine does; the BFF feeds its metrics from
+// it. Its methods must be cheap and safe for concurrent use.
+type Observer interface {
+	Refreshed(Outcome)
+	ProviderLatency(time.Duration)
+	LockWait(time.Duration)
+}
+
+// Config tunes a Refresher. Zero durations take the defaults below.
+type Config struct {
+	// Buffer is how long before expiry a token is refreshed; it is capped
+	// at half the token's lifetime.
+	Buffer time.Duration
+	// SessionMaxAge bounds a session when the provider does not say when
+	// its refresh token expires.
+	SessionMaxAge time.Duration
+	// ProviderTimeout is how long callers wait for the provider. The call
+	// itself may run longer (see Refresher.Token).
+	ProviderTimeout time.Duration
+	// RetryAfter is the advice given when the provider fails without a
+	// Retry-After of its own.
+	RetryAfter time.Duration
+
+	Logger   *slog.Logger
+	Observer Observer         // nil: nothing is observed
+	Now      func() time.Time // the clock; default time.Now
+}
+
+// Defaults for Config's zero values.
+const (
+	DefaultBuffer          = 5 * time.Minute
+	DefaultSessionMaxAge   = 30 * 24 * time.Hour
+	DefaultProviderTimeout = 10 * time.Second
+	DefaultRetryAfter      = 5 * time.Second
+)
+
+// Timings of the refresh lock and the store retries.
+const (
+	lockPoll     = 25 * time.Millisecond
+	storeRetries = 4 // attempts to store a rotated refresh token
+)
+
+// Refresher hands out sessions' access tokens and refreshes them. It is
+// safe for concurrent use.
+type Refresher struct {
+	cfg      Config
+	log      *slog.Logger
+	store    Store
+	provider Provider
+	obs      Observer
+	flight   singleflight.Group
+	lease    time.Duration // refresh lock lease, renewed while a refresh runs
+	// backoff holds, per session id, the time before which this process
+	// does not call the provider again after a transient refresh failure.
+	backoff sync.Map
+}
+
+// New returns a Refresher over store and p.
+func New(store Store, p Provider, cfg Config) *Refresher {
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = DefaultBuffer
+	}
+	if cfg.SessionMaxAge <= 0 {
+		cfg.SessionMaxAge = DefaultSessionMaxAge
+	}
+	if cfg.ProviderTimeout <= 0 {
+		cfg.ProviderTimeout = DefaultProviderTimeout
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = DefaultRetryAfter
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	obs := cfg.Observer
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	return &Refresher{
+		cfg: cfg, log: cfg.Logger, store: store, provider: p, obs: obs,
+		lease: cfg.ProviderTimeout + 5*time.Second,
+	}
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Refreshed(Outcome)             {}
+func (nopObserver) ProviderLatency(time.Duration) {}
+func (nopObserver) LockWait(time.Duration)        {}
+
+// Want says what the caller needs. The zero Want asks for a usable token:
+// the current one unless it is inside its refresh buffer.
+type Want struct {
+	// Force asks for a token other than Rejected, which an API refused.
+	Force bool
+	// Rejected is the access token an API refused; required with Force.
+	Rejected string
+}
+
+// Result is a token to hand out.
+type Result struct {
+	// Record is the session's record; never modify it.
+	Record *vault.Record
+	// Degraded reports that the provider is failing and Record's token is
+	// served because it has not expired yet.
+	Degraded bool
+	// RetryAfter, with Degraded, is when to try a refresh again.
+	RetryAfter time.Duration
+}
+
+// Reason says why a session is over.
+type Reason string
+
+// Reasons of a ReconnectError. They are the wire contract's reasons.
+const (
+	ReasonNoSession Reason = "no_session" // there is no such session (never was, or it ended)
+	ReasonRevoked   Reason = "revoked"    // the provider revoked the grant
+	ReasonExpired   Reason = "expired"    // the grant expired
+)
+
+// Errors of Token, matched with errors.Is; errors.As gives the details.
+var (
+	ErrReconnect   = errors.New("refresh: reconnect required")
+	ErrUnavailable = errors.New("refresh: provider unavailable")
+	ErrStorage     = errors.New("refresh: session storage unavailable")
+)
+
+// ReconnectError means the session is over: the user must sign in again.
+type ReconnectError struct {
+	Reason Reason
+	Msg    string // readable, for the user
+}
+
+func (e *ReconnectError) Error() string { return e.Msg }
+
+// Is makes errors.Is(err, ErrReconnect) true.
+func (e *ReconnectError) Is(target error) bool { return target == ErrReconnect }
+
+// UnavailableError means the provider is failing and no usable token can
+// be served: try again after RetryAfter. The session is kept.
+type UnavailableError struct {
+	RetryAfter time.Duration
+	Msg        string // readable, for the user
+}
+
+func (e *UnavailableError) Error() string { return e.Msg }
+
+// Is makes errors.Is(err, ErrUnavailable) true.
+func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+
+// StorageError means the vault could not be reached. Nothing was lost.
+type StorageError struct{ Err error }
+
+func (e *StorageError) Error() string {
+	return "the session store is unreachable; nothing was lost, try again"
+}
+
+// Is makes errors.Is(err, ErrStorage) true.
+func (e *StorageError) Is(target error) bool { return target == ErrStorage }
+
+// Unwrap returns the vault's error.
+func (e *StorageError) Unwrap() error { return e.Err }
