@@ -41,13 +41,9 @@ type Config struct {
 	// preset's (prompt=).
 	AuthParams url.Values
 
-	// Issuer enables OpenID Connect discovery. AuthURL, TokenURL, RevokeURL
-	// and UserinfoURL set or override endpoints.
-	Issuer      string
-	AuthURL     string
-	TokenURL    string
-	RevokeURL   string
-	UserinfoURL string
+	// Endpoints: Issuer enables OpenID Connect discovery; AuthURL,
+	// TokenURL, RevokeURL and UserinfoURL set or override endpoints.
+	provider.Endpoints
 
 	ClientID     string
 	ClientSecret string
@@ -113,11 +109,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		GitHubAPIURL: getenv("TETHER_GITHUB_API_URL"),
 		EntraTenant:  getenv("TETHER_ENTRA_TENANT"),
 		PublicURL:    getenv("TETHER_PUBLIC_URL"),
-		Issuer:       getenv("TETHER_ISSUER"),
-		AuthURL:      getenv("TETHER_AUTH_URL"),
-		TokenURL:     getenv("TETHER_TOKEN_URL"),
-		RevokeURL:    getenv("TETHER_REVOKE_URL"),
-		UserinfoURL:  getenv("TETHER_USERINFO_URL"),
+		Endpoints: provider.Endpoints{
+			Issuer:      getenv("TETHER_ISSUER"),
+			AuthURL:     getenv("TETHER_AUTH_URL"),
+			TokenURL:    getenv("TETHER_TOKEN_URL"),
+			RevokeURL:   getenv("TETHER_REVOKE_URL"),
+			UserinfoURL: getenv("TETHER_USERINFO_URL"),
+		},
 		ClientID:     getenv("TETHER_CLIENT_ID"),
 		ClientSecret: getenv("TETHER_CLIENT_SECRET"),
 		RedisURL:     getenv("TETHER_REDIS_URL"),
@@ -401,8 +399,7 @@ func (c *Config) providerConfig() provider.Config {
 		}
 	}
 	return provider.Config{
-		Flavor: p.Flavor, Issuer: c.Issuer, AuthURL: c.AuthURL, TokenURL: c.TokenURL,
-		RevokeURL: c.RevokeURL, UserinfoURL: c.UserinfoURL,
+		Flavor: p.Flavor, Endpoints: c.Endpoints,
 		ClientID: c.ClientID, ClientSecret: c.ClientSecret, Scopes: c.Scopes, AuthParams: params,
 		RedirectURL: c.PublicURL + wire.PathCallback,
 	}

@@ -55,11 +55,13 @@ func GitHub(webURL, apiURL, clientID string) Config {
 	}
 	apiURL = strings.TrimRight(apiURL, "/")
 	return Config{
-		Flavor:      FlavorGitHub,
-		AuthURL:     webURL + "/login/oauth/authorize",
-		TokenURL:    webURL + "/login/oauth/access_token",
-		UserinfoURL: apiURL + "/user",
-		RevokeURL:   apiURL + "/applications/" + url.PathEscape(clientID) + "/grant",
+		Flavor: FlavorGitHub,
+		Endpoints: Endpoints{
+			AuthURL:     webURL + "/login/oauth/authorize",
+			TokenURL:    webURL + "/login/oauth/access_token",
+			UserinfoURL: apiURL + "/user",
+			RevokeURL:   apiURL + "/applications/" + url.PathEscape(clientID) + "/grant",
+		},
 	}
 }
 
@@ -70,7 +72,7 @@ func GitHub(webURL, apiURL, clientID string) Config {
 func Google() Config {
 	return Config{
 		Flavor:     FlavorGoogle,
-		Issuer:     GoogleIssuer,
+		Endpoints:  Endpoints{Issuer: GoogleIssuer},
 		Scopes:     []string{"openid", "email", "profile"},
 		AuthParams: url.Values{"access_type": {"offline"}, "prompt": {"consent"}},
 	}
@@ -83,8 +85,8 @@ func Google() Config {
 // token).
 func Entra(tenant string) Config {
 	return Config{
-		Flavor: FlavorEntra,
-		Issuer: EntraAuthority + "/" + url.PathEscape(tenant) + "/v2.0",
-		Scopes: []string{"openid", "profile", "offline_access"},
+		Flavor:    FlavorEntra,
+		Endpoints: Endpoints{Issuer: EntraAuthority + "/" + url.PathEscape(tenant) + "/v2.0"},
+		Scopes:    []string{"openid", "profile", "offline_access"},
 	}
 }

@@ -23,15 +23,12 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// Config names a provider and Tether's registration with it. Either Issuer
-// (OpenID Connect discovery) or AuthURL and TokenURL must be set; explicit
-// URLs override what discovery found. GitHub, Google and Entra return a
-// Config with the endpoints, scopes and Flavor of those providers filled
-// in.
-type Config struct {
-	// Flavor selects quirk handling; explicit URLs do not change it (a
-	// GitHub Enterprise Server is FlavorGitHub with its own URLs).
-	Flavor Flavor
+// Endpoints are where an authorization server is. Either Issuer (OpenID
+// Connect discovery) or AuthURL and TokenURL must be set; explicit URLs
+// override what discovery finds.
+type Endpoints struct {
+	// Issuer enables OpenID Connect discovery at
+	// Issuer/.well-known/openid-configuration.
 	Issuer string
 	// AuthURL and TokenURL are the authorization and token endpoints.
 	AuthURL  string
@@ -41,7 +38,17 @@ type Config struct {
 	RevokeURL string
 	// UserinfoURL identifies the user when there is no ID token; with
 	// FlavorGitHub, the REST API's /user.
-	UserinfoURL  string
+	UserinfoURL string
+}
+
+// Config names a provider and Tether's registration with it. GitHub,
+// Google and Entra return a Config with the endpoints, scopes and Flavor
+// of those providers filled in.
+type Config struct {
+	// Flavor selects quirk handling; explicit URLs do not change it (a
+	// GitHub Enterprise Server is FlavorGitHub with its own URLs).
+	Flavor Flavor
+	Endpoints
 	ClientID     string
 	ClientSecret string
 	Scopes       []string
