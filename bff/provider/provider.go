@@ -41,9 +41,9 @@ type Endpoints struct {
 	UserinfoURL string
 }
 
-// Config names a provider and Tether's registration with it. GitHub,
-// Google and Entra return a Config with the endpoints, scopes and Flavor
-// of those providers filled in.
+// Config names a provider and Tether's registration with it. Preset
+// builds one from a preset's name and options; GitHub, Google and Entra
+// return the endpoints, scopes and Flavor of those providers alone.
 type Config struct {
 	// Flavor selects quirk handling; explicit URLs do not change it (a
 	// GitHub Enterprise Server is FlavorGitHub with its own URLs).
