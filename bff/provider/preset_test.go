@@ -42,8 +42,8 @@ func TestPresetErrors(t *testing.T) {
 		{"revoke URL ftp", "", with(issuerOpts, func(o *provider.PresetOptions) { o.RevokeURL = "ftp://idp.example/revoke" }), "RevokeURL"},
 		{"userinfo URL without host", "", with(issuerOpts, func(o *provider.PresetOptions) { o.UserinfoURL = "https:///userinfo" }), "UserinfoURL"},
 		{"google's issuer overridden badly", provider.PresetGoogle, with(issuerOpts, func(o *provider.PresetOptions) { o.Issuer = "accounts.google.com" }), "Issuer"},
-		{"unknown preset", "gitlab", issuerOpts, "name"},
-		{"preset in capitals", "GitHub", issuerOpts, "name"},
+		{"unknown preset", "gitlab", issuerOpts, "Preset"},
+		{"preset in capitals", "GitHub", issuerOpts, "Preset"},
 		{"oidc without issuer", provider.PresetOIDC, provider.PresetOptions{Endpoints: provider.Endpoints{AuthURL: "https://idp.example/a", TokenURL: "https://idp.example/t"}}, "Issuer"},
 		{"github with an issuer", provider.PresetGitHub, issuerOpts, "Issuer"},
 		{"github URL relative", provider.PresetGitHub, with(github, func(o *provider.PresetOptions) { o.GitHubURL = "ghe.example.com" }), "GitHubURL"},
@@ -83,8 +83,8 @@ func TestPresetErrors(t *testing.T) {
 			if !errors.As(err, &pe) {
 				t.Fatalf("Preset error %v (%T) is not a *PresetError", err, err)
 			}
-			if pe.Field != tc.want {
-				t.Errorf("PresetError.Field = %q; want %q (error: %v)", pe.Field, tc.want, err)
+			if pe.Field != tc.want || pe.Name != tc.want {
+				t.Errorf("PresetError.Field, Name = %q, %q; want %q for both without FieldNames (error: %v)", pe.Field, pe.Name, tc.want, err)
 			}
 			if !strings.HasPrefix(err.Error(), "provider: "+tc.want+": ") || pe.Err == nil || errors.Unwrap(err) != pe.Err {
 				t.Errorf("error %q does not read provider: %s: <problem>, or does not unwrap to it", err, tc.want)
@@ -96,6 +96,42 @@ func TestPresetErrors(t *testing.T) {
 				t.Errorf("Preset returned %+v with its error; want the zero Config", c)
 			}
 		})
+	}
+}
+
+// TestPresetErrorFieldNames: errors call the settings what FieldNames
+// says, in PresetError.Name and in the problem; others keep Go's names.
+func TestPresetErrorFieldNames(t *testing.T) {
+	names := map[string]string{"Preset": "--provider", "Issuer": "--issuer", "AuthURL": "--auth-url", "TokenURL": "--token-url", "Scopes": "--scopes"}
+	named := func(o provider.PresetOptions) provider.PresetOptions { o.FieldNames = names; return o }
+	cases := []struct {
+		preset      string
+		opts        provider.PresetOptions
+		field, name string
+		err         string // PresetError.Err
+	}{
+		{"", named(provider.PresetOptions{}), "Issuer", "--issuer", "is empty, and --auth-url and --token-url are not both set"},
+		{provider.PresetOIDC, named(provider.PresetOptions{Endpoints: provider.Endpoints{AuthURL: "https://idp.example/a", TokenURL: "https://idp.example/t"}}),
+			"Issuer", "--issuer", "is empty; --provider=oidc discovers everything from it"},
+		{provider.PresetGitHub, named(issuerOpts), "Issuer", "--issuer", "is set, but GitHub has no OpenID Connect issuer: leave it empty with --provider=github"},
+		{provider.PresetGoogle, named(with(issuerOpts, func(o *provider.PresetOptions) { o.GitHubURL = "https://ghe.example.com" })),
+			"GitHubURL", "GitHubURL", "is set, but --provider is not github"},
+		{"", named(with(issuerOpts, func(o *provider.PresetOptions) { o.EntraTenant = "common" })), "EntraTenant", "EntraTenant", "is set, but --provider is not entra"},
+		{"", named(with(issuerOpts, func(o *provider.PresetOptions) { o.AuthParams = url.Values{"scope": {"x"}} })),
+			"AuthParams", "AuthParams", `cannot set "scope": Tether sends it (scopes go in --scopes)`},
+		{"gitlab", named(issuerOpts), "Preset", "--provider", `"gitlab" is not github, google, entra or oidc`},
+		{"", named(with(issuerOpts, func(o *provider.PresetOptions) { o.TokenURL = "/token" })), "TokenURL", "--token-url", `"/token" is not an absolute http(s) URL`},
+	}
+	for _, tc := range cases {
+		_, err := provider.Preset(tc.preset, tc.opts)
+		var pe *provider.PresetError
+		if !errors.As(err, &pe) {
+			t.Errorf("Preset(%q) error = %v; want a *PresetError", tc.preset, err)
+			continue
+		}
+		if pe.Field != tc.field || pe.Name != tc.name || pe.Err.Error() != tc.err || err.Error() != "provider: "+tc.name+": "+tc.err {
+			t.Errorf("Preset(%q): Field %q, Name %q, Err %q, Error() %q; want %q, %q, %q", tc.preset, pe.Field, pe.Name, pe.Err, err, tc.field, tc.name, tc.err)
+		}
 	}
 }
 

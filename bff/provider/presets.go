@@ -125,18 +125,28 @@ type PresetOptions struct {
 	// EntraTenant is the entra preset's tenant (see Entra), required
 	// unless Issuer is set; the other presets refuse it.
 	EntraTenant string
+
+	// FieldNames are what errors call the settings, by Go field name
+	// ("Issuer", "GitHubURL", ...; "Preset" for the preset's name): the
+	// names the caller's users know, such as environment variables.
+	// Settings it does not name go by their Go names.
+	FieldNames map[string]string
 }
 
-// PresetError is a mistake Preset found. Field names what is wrong: a
-// PresetOptions field as Go spells it ("Issuer", "GitHubURL",
-// "AuthParams", ...), or "name" for the preset's name.
+// PresetError is a mistake Preset found.
 type PresetError struct {
+	// Field is the setting at fault: a PresetOptions field as Go spells
+	// it ("Issuer", "GitHubURL", "AuthParams", ...), or "Preset" for the
+	// preset's name.
 	Field string
-	Err   error
+	// Name is what PresetOptions.FieldNames calls Field; Field if nothing.
+	Name string
+	// Err is the problem, worded after Name ("is empty; ...").
+	Err error
 }
 
-// Error names the field and the problem.
-func (e *PresetError) Error() string { return "provider: " + e.Field + ": " + e.Err.Error() }
+// Error names the setting and the problem.
+func (e *PresetError) Error() string { return "provider: " + e.Name + ": " + e.Err.Error() }
 
 // Unwrap returns the problem.
 func (e *PresetError) Unwrap() error { return e.Err }
@@ -154,7 +164,7 @@ func (e *PresetError) Unwrap() error { return e.Err }
 // an issuer), and endpoints that are missing or not absolute http(s)
 // URLs. New checks the rest after discovery.
 func Preset(name string, opts PresetOptions) (Config, error) {
-	if err := checkPreset(name, opts); err != nil {
+	if err := opts.check(name); err != nil {
 		return Config{}, err
 	}
 	var p Config
@@ -168,12 +178,12 @@ func Preset(name string, opts PresetOptions) (Config, error) {
 	}
 	c := Config{
 		Flavor:     p.Flavor,
-		Endpoints:  opts.Endpoints.withDefaults(p.Endpoints),
+		Endpoints:  withDefaults(opts.Endpoints, p.Endpoints),
 		ClientID:   opts.ClientID,
 		Scopes:     opts.Scopes,
 		AuthParams: overAuthParams(p.AuthParams, opts.AuthParams),
 	}
-	if err := c.Endpoints.check(); err != nil {
+	if err := opts.checkEndpoints(c.Endpoints); err != nil {
 		return Config{}, err
 	}
 	if len(c.Scopes) == 0 {
@@ -191,58 +201,92 @@ func Preset(name string, opts PresetOptions) (Config, error) {
 // entraTenant is a tenant id, a domain, or common/organizations/consumers.
 var entraTenant = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]*$`)
 
-// checkPreset checks the preset's name and the options it reads, before
+// check checks the preset's name and the options it reads, before
 // anything is filled in.
-func checkPreset(name string, o PresetOptions) error {
+func (o *PresetOptions) check(name string) error {
 	github := []struct{ field, value string }{{"GitHubURL", o.GitHubURL}, {"GitHubAPIURL", o.GitHubAPIURL}}
 	if name != PresetGitHub {
 		for _, f := range github {
 			if f.value != "" {
-				return &PresetError{f.field, errors.New("is set, but the preset is not github")}
+				return o.fail(f.field, fmt.Errorf("is set, but %s is not github", o.nameOf("Preset")))
 			}
 		}
 	}
 	if name != PresetEntra && o.EntraTenant != "" {
-		return &PresetError{"EntraTenant", errors.New("is set, but the preset is not entra")}
+		return o.fail("EntraTenant", fmt.Errorf("is set, but %s is not entra", o.nameOf("Preset")))
 	}
 	for k := range o.AuthParams {
 		if ReservedAuthParam(k) {
-			return &PresetError{"AuthParams", fmt.Errorf("cannot set %q: Tether sends it (scopes are a setting of their own)", k)}
+			return o.fail("AuthParams", fmt.Errorf("cannot set %q: Tether sends it (scopes go in %s)", k, o.nameOf("Scopes")))
 		}
 	}
 	switch name {
 	case "", PresetGoogle:
 	case PresetOIDC:
 		if o.Issuer == "" {
-			return &PresetError{"Issuer", errors.New("is empty; the oidc preset discovers everything from it")}
+			return o.fail("Issuer", fmt.Errorf("is empty; %s=oidc discovers everything from it", o.nameOf("Preset")))
 		}
 	case PresetGitHub:
 		if o.Issuer != "" {
-			return &PresetError{"Issuer", errors.New("is set, but GitHub has no OpenID Connect issuer: leave it empty with the github preset")}
+			return o.fail("Issuer", fmt.Errorf("is set, but GitHub has no OpenID Connect issuer: leave it empty with %s=github", o.nameOf("Preset")))
 		}
 		for _, f := range github {
 			if f.value == "" {
 				continue
 			}
 			if u, err := url.Parse(f.value); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-				return &PresetError{f.field, fmt.Errorf("%q is not a base URL like https://ghe.example.com", f.value)}
+				return o.fail(f.field, fmt.Errorf("%q is not a base URL like https://ghe.example.com", f.value))
 			}
 		}
 	case PresetEntra:
 		if o.EntraTenant == "" && o.Issuer == "" {
-			return &PresetError{"EntraTenant", errors.New("is empty; set the Directory (tenant) ID, a verified domain, or common, organizations or consumers for a multi-tenant app")}
+			return o.fail("EntraTenant", errors.New("is empty; set the Directory (tenant) ID, a verified domain, or common, organizations or consumers for a multi-tenant app"))
 		}
 		if o.EntraTenant != "" && !entraTenant.MatchString(o.EntraTenant) {
-			return &PresetError{"EntraTenant", fmt.Errorf("%q is not a tenant id, a domain, common, organizations or consumers", o.EntraTenant)}
+			return o.fail("EntraTenant", fmt.Errorf("%q is not a tenant id, a domain, common, organizations or consumers", o.EntraTenant))
 		}
 	default:
-		return &PresetError{"name", fmt.Errorf("%q is not github, google, entra or oidc", name)}
+		return o.fail("Preset", fmt.Errorf("%q is not github, google, entra or oidc", name))
 	}
 	return nil
 }
 
+// checkEndpoints reports endpoints that cannot work: neither an issuer
+// nor both the authorization and token endpoints, or a URL that is not
+// absolute http(s).
+func (o *PresetOptions) checkEndpoints(e Endpoints) error {
+	if e.Issuer == "" && (e.AuthURL == "" || e.TokenURL == "") {
+		return o.fail("Issuer", fmt.Errorf("is empty, and %s and %s are not both set", o.nameOf("AuthURL"), o.nameOf("TokenURL")))
+	}
+	for _, f := range []struct{ field, value string }{
+		{"Issuer", e.Issuer}, {"AuthURL", e.AuthURL}, {"TokenURL", e.TokenURL},
+		{"RevokeURL", e.RevokeURL}, {"UserinfoURL", e.UserinfoURL},
+	} {
+		if f.value == "" {
+			continue
+		}
+		if u, err := url.Parse(f.value); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return o.fail(f.field, fmt.Errorf("%q is not an absolute http(s) URL", f.value))
+		}
+	}
+	return nil
+}
+
+// nameOf is what errors call field.
+func (o *PresetOptions) nameOf(field string) string {
+	if n := o.FieldNames[field]; n != "" {
+		return n
+	}
+	return field
+}
+
+// fail returns the PresetError of field.
+func (o *PresetOptions) fail(field string, err error) *PresetError {
+	return &PresetError{Field: field, Name: o.nameOf(field), Err: err}
+}
+
 // withDefaults returns e with its empty URLs taken from d.
-func (e Endpoints) withDefaults(d Endpoints) Endpoints {
+func withDefaults(e, d Endpoints) Endpoints {
 	for _, f := range []struct {
 		dst *string
 		v   string
@@ -255,27 +299,6 @@ func (e Endpoints) withDefaults(d Endpoints) Endpoints {
 		}
 	}
 	return e
-}
-
-// check reports endpoints that cannot work: neither an issuer nor both
-// the authorization and token endpoints, or a URL that is not absolute
-// http(s).
-func (e Endpoints) check() error {
-	if e.Issuer == "" && (e.AuthURL == "" || e.TokenURL == "") {
-		return &PresetError{"Issuer", errors.New("is empty, and the authorization and token endpoints are not both set")}
-	}
-	for _, f := range []struct{ field, value string }{
-		{"Issuer", e.Issuer}, {"AuthURL", e.AuthURL}, {"TokenURL", e.TokenURL},
-		{"RevokeURL", e.RevokeURL}, {"UserinfoURL", e.UserinfoURL},
-	} {
-		if f.value == "" {
-			continue
-		}
-		if u, err := url.Parse(f.value); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return &PresetError{f.field, fmt.Errorf("%q is not an absolute http(s) URL", f.value)}
-		}
-	}
-	return nil
 }
 
 // overAuthParams returns base with over applied: a value in over replaces
