@@ -1,8 +1,12 @@
-// Package provider is Tether's side of the OAuth 2.0 / OpenID Connect
-// protocol: endpoints (explicit or from discovery), the authorization-code
-// flow with PKCE, refresh, RFC 7009 revocation, ID-token verification, and
-// the one decision the rest of Tether depends on: was a failed refresh a
-// revocation (the grant is gone) or an outage (keep everything, retry)?
+// Package provider is Tether's client of an authorization server (GitHub,
+// Google, Entra ID, any OpenID Connect provider), whereas bff/devprovider
+// is an authorization server.
+//
+// It speaks OAuth 2.0 and OpenID Connect: presets, endpoints (explicit or
+// from discovery), the authorization-code flow with PKCE, refresh, RFC
+// 7009 revocation, ID-token verification, and the one decision the rest
+// of Tether depends on: was a failed refresh a revocation (the grant is
+// gone) or an outage (keep everything, retry)?
 //
 // It is the only package that imports golang.org/x/oauth2 and go-oidc.
 package provider
