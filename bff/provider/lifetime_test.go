@@ -88,8 +88,8 @@ func TestTokenLifetimes(t *testing.T) {
 			srv, _ := newTokenServer(t, reply(200, ct, tc.body))
 			logs := &logBuffer{}
 			p, err := provider.New(context.Background(), provider.Config{
-				AuthURL: srv.URL + "/authorize", TokenURL: srv.URL + "/token",
-				ClientID: testClientID, ClientSecret: testClientSecret, RedirectURL: "http://127.0.0.1:1/cb",
+				Endpoints: provider.Endpoints{AuthURL: srv.URL + "/authorize", TokenURL: srv.URL + "/token"},
+				ClientID:  testClientID, ClientSecret: testClientSecret, RedirectURL: "http://127.0.0.1:1/cb",
 				Now: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(logs, nil)),
 			})
 			if err != nil {
@@ -128,7 +128,7 @@ func TestNoExpiresInLoggedOnce(t *testing.T) {
 	srv, hits := newTokenServer(t, reply(200, "application/json", `{"access_token":"at","token_type":"bearer"}`))
 	logs := &logBuffer{}
 	p, err := provider.New(context.Background(), provider.Config{
-		AuthURL: srv.URL + "/a", TokenURL: srv.URL + "/t", ClientID: testClientID, RedirectURL: "http://127.0.0.1:1/cb",
+		Endpoints: provider.Endpoints{AuthURL: srv.URL + "/a", TokenURL: srv.URL + "/t"}, ClientID: testClientID, RedirectURL: "http://127.0.0.1:1/cb",
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
 	})
 	if err != nil {
