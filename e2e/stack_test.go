@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -11,13 +10,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tetherauth/tether/bff"
 	"github.com/tetherauth/tether/bff/demo"
 	"github.com/tetherauth/tether/bff/devprovider"
+	"github.com/tetherauth/tether/internal/logbuf"
 )
 
 // stackOptions tune one test's demo; zero values keep the demo's defaults.
@@ -32,7 +31,7 @@ type stackOptions struct {
 type stack struct {
 	t    testing.TB
 	d    *demo.Demo
-	logs *lockedBuffer
+	logs *logbuf.Buffer
 }
 
 // startStack starts a demo on loopback ports chosen at runtime, serving the
@@ -40,7 +39,7 @@ type stack struct {
 // shows the servers' log lines.
 func startStack(t testing.TB, o stackOptions) *stack {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	d, err := demo.Start(context.Background(), demo.Options{
 		Addr:    "127.0.0.1:0",
 		DevAddr: "127.0.0.1:0",
@@ -154,22 +153,4 @@ func (s *stack) tokenTotal() int {
 		n += v
 	}
 	return n
-}
-
-// lockedBuffer is a bytes.Buffer safe for the servers' goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

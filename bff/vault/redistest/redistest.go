@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tetherauth/tether/internal/logbuf"
 )
 
 // startTimeout bounds how long a server may take to answer PING.
@@ -45,7 +47,7 @@ type Server struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has exited
-	out  *lockedBuffer
+	out  *logbuf.Buffer
 }
 
 // Start starts redis-server on 127.0.0.1 and a free port, without
@@ -160,7 +162,7 @@ func (s *Server) start() error {
 	argv = append(argv, s.args...)
 	cmd := exec.Command(s.bin, argv...)
 	cmd.SysProcAttr = sysProcAttr()
-	out := &lockedBuffer{}
+	out := &logbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", s.bin, err)
@@ -178,7 +180,7 @@ func (s *Server) start() error {
 			s.mu.Lock()
 			s.cmd = nil
 			s.mu.Unlock()
-			return fmt.Errorf("redis-server on %s exited: %s", s.Addr, out.tail())
+			return fmt.Errorf("redis-server on %s exited: %s", s.Addr, out.Tail(2000))
 		default:
 		}
 		if ping(s.Addr) == nil {
@@ -186,7 +188,7 @@ func (s *Server) start() error {
 		}
 		if time.Now().After(deadline) {
 			s.Stop()
-			return fmt.Errorf("redis-server on %s did not answer PING within %v: %s", s.Addr, startTimeout, out.tail())
+			return fmt.Errorf("redis-server on %s did not answer PING within %v: %s", s.Addr, startTimeout, out.Tail(2000))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -276,26 +278,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// lockedBuffer collects the server's output for error messages.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) tail() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.buf.String()
-	if len(s) > 2000 {
-		s = "..." + s[len(s)-2000:]
-	}
-	return s
 }
