@@ -39,7 +39,7 @@ type Server struct {
 	// dump would go). It stays the same across Restart.
 	Dir string
 
-	tb   testing.TB
+	tb   testing.TB // nil for a server from Run
 	bin  string
 	conf string // config file, first on the command line if set
 	args []string
@@ -58,8 +58,27 @@ type Server struct {
 func Start(tb testing.TB, args ...string) *Server {
 	tb.Helper()
 	s := newServer(tb, args)
-	s.launch()
+	if err := s.launch(); err != nil {
+		tb.Fatalf("redistest: %v", err)
+	}
 	return s
+}
+
+// Run starts redis-server as Start does, for a program rather than a test
+// (the whole-stack benchmark in e2e/cmd/tether-bench): dir is its working
+// directory, which the caller owns, and it returns an error where Start
+// fails the test. The caller stops the server with Stop. Restart is for
+// servers from Start.
+func Run(dir string, args ...string) (*Server, error) {
+	bin, err := lookPath()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{bin: bin, args: args, Dir: dir}
+	if err := s.launch(); err != nil {
+		return nil, fmt.Errorf("redistest: %w", err)
+	}
+	return s, nil
 }
 
 // StartSentinel starts a Redis Sentinel (redis-server --sentinel) that
@@ -75,40 +94,50 @@ func StartSentinel(tb testing.TB, master *Server, name string) *Server {
 	if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
 		tb.Fatalf("redistest: %v", err)
 	}
-	s.launch()
+	if err := s.launch(); err != nil {
+		tb.Fatalf("redistest: %v", err)
+	}
 	return s
 }
 
 func newServer(tb testing.TB, args []string) *Server {
 	tb.Helper()
-	bin, err := exec.LookPath("redis-server")
+	bin, err := lookPath()
 	if err != nil {
-		bin = "/usr/bin/redis-server"
-		if _, err := exec.LookPath(bin); err != nil {
-			tb.Fatal("redistest: redis-server not found; install it: apt-get install -y redis-server")
-		}
+		tb.Fatal(err)
 	}
 	s := &Server{tb: tb, bin: bin, args: args, Dir: tb.TempDir()}
 	tb.Cleanup(s.Stop)
 	return s
 }
 
+// lookPath finds redis-server on PATH or in /usr/bin.
+func lookPath() (string, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		bin = "/usr/bin/redis-server"
+		if _, err := exec.LookPath(bin); err != nil {
+			return "", errors.New("redistest: redis-server not found; install it: apt-get install -y redis-server")
+		}
+	}
+	return bin, nil
+}
+
 // launch starts s on a free port. A port found free can be taken before
 // redis binds it, so it tries a few.
-func (s *Server) launch() {
-	s.tb.Helper()
+func (s *Server) launch() error {
 	var last error
 	for range 5 {
 		port, err := freePort()
 		if err != nil {
-			s.tb.Fatalf("redistest: %v", err)
+			return err
 		}
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		if last = s.start(); last == nil {
-			return
+			return nil
 		}
 	}
-	s.tb.Fatalf("redistest: %v", last)
+	return last
 }
 
 // Stop stops the server (SIGTERM, then SIGKILL after a few seconds) and
