@@ -15,10 +15,18 @@
 //	TETHER_WEB_DIR            the page (default web)
 //	TETHER_LOG_FORMAT         json or text
 //	TETHER_REFRESH_BUFFER, TETHER_REDIS_URL, ...: as for the tether command
+//
+// Unless TETHER_VAULT_KEY and TETHER_SESSION_KEYS are set, the demo makes
+// throw-away keys for the vault and the session cookie and says so once:
+// sessions end when the demo stops, which is what a demo wants.
+//
+// SIGINT (Ctrl-C) or SIGTERM shuts everything down; the exit status is 0
+// when that went cleanly.
 package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,6 +37,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/tetherauth/tether/bff"
 	"github.com/tetherauth/tether/bff/demo"
 	"github.com/tetherauth/tether/bff/devprovider"
 )
@@ -68,6 +77,11 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 			c.AccessTTL, c.RefreshTTL = ttls[0], ttls[1]
 			c.AutoApprove = getenv("TETHER_DEV_AUTO_APPROVE") == "1"
 		},
+		BFF: func(c *bff.Config) {
+			if throwAwayKeys(c) {
+				log.Info("the demo uses throw-away keys: its sessions end when it stops")
+			}
+		},
 	})
 	if err != nil {
 		return err
@@ -81,4 +95,28 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		err = cerr
 	}
 	return err
+}
+
+// throwAwayKeys fills in a random vault key and session cookie key where
+// the environment gave none, and reports whether it made any. The BFF
+// would make them too, but warns, as a production deployment must not run
+// that way; for the demo it is the point.
+func throwAwayKeys(c *bff.Config) bool {
+	made := false
+	if c.VaultKey == nil {
+		c.VaultKey = randomKey()
+		made = true
+	}
+	if c.SessionKeys == nil {
+		c.SessionKeys = [][]byte{randomKey()}
+		made = true
+	}
+	return made
+}
+
+// randomKey is a fresh 32-byte key.
+func randomKey() []byte {
+	k := make([]byte, 32)
+	rand.Read(k) // never fails (crypto/rand)
+	return k
 }
