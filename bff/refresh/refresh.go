@@ -179,7 +179,8 @@ type Reason string
 const (
 	ReasonNoSession Reason = "no_session" // there is no such session (never was, or it ended)
 	ReasonRevoked   Reason = "revoked"    // the provider revoked the grant
-	ReasonExpired   Reason = "expired"    // the grant expired
+	ReasonExpired   Reason = "expired"    // the grant expired, or the session went unused too long
+	ReasonSignedOut Reason = "signed_out" // the session was ended by a logout
 )
 
 // Errors of Token, matched with errors.Is; errors.As gives the details.
