@@ -59,6 +59,9 @@ type Config struct {
 	// VaultKey is the 32-byte AES-256 key for vault records; nil generates
 	// one per process (sessions do not survive a restart).
 	VaultKey []byte
+	// VaultPreviousKeys open records but seal none: the keys a rotation
+	// replaces (TETHER_VAULT_KEY=new,old).
+	VaultPreviousKeys [][]byte
 	// SessionKeys authenticate and encrypt the session cookie. The first
 	// signs new cookies; all are accepted, for rotation. Nil generates one.
 	SessionKeys [][]byte
@@ -147,8 +150,17 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 	}
 	if v := getenv("TETHER_VAULT_KEY"); v != "" {
-		if c.VaultKey, err = decodeKey(v); err != nil {
-			return c, &ConfigError{"TETHER_VAULT_KEY", err}
+		// A list, like TETHER_SESSION_KEYS: the first seals, all open.
+		for i, k := range strings.Split(v, ",") {
+			key, err := decodeKey(strings.TrimSpace(k))
+			if err != nil {
+				return c, &ConfigError{"TETHER_VAULT_KEY", err}
+			}
+			if i == 0 {
+				c.VaultKey = key
+			} else {
+				c.VaultPreviousKeys = append(c.VaultPreviousKeys, key)
+			}
 		}
 	}
 	if v := getenv("TETHER_SESSION_KEYS"); v != "" {
@@ -238,6 +250,14 @@ func (c *Config) validate() error {
 	}
 	if c.VaultKey != nil && len(c.VaultKey) != 32 {
 		return &ConfigError{"TETHER_VAULT_KEY", fmt.Errorf("key is %d bytes; want 32", len(c.VaultKey))}
+	}
+	for _, k := range c.VaultPreviousKeys {
+		if c.VaultKey == nil {
+			return &ConfigError{"TETHER_VAULT_KEY", errors.New("previous keys are set without a current key")}
+		}
+		if len(k) != 32 {
+			return &ConfigError{"TETHER_VAULT_KEY", fmt.Errorf("a previous key is %d bytes; want 32", len(k))}
+		}
 	}
 	for _, k := range c.SessionKeys {
 		if len(k) != 32 {

@@ -89,7 +89,7 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 		cfg.SessionKeys = [][]byte{randomKey()}
 		log.Warn("TETHER_SESSION_KEYS is not set: generated a random cookie key; users are logged out on every restart and replicas cannot share sessions")
 	}
-	v, err := vault.Open(ctx, cfg.RedisURL, cfg.VaultKey, vault.WithNow(cfg.Now))
+	v, err := vault.Open(ctx, cfg.RedisURL, cfg.VaultKey, vault.WithNow(cfg.Now), vault.WithPreviousKeys(cfg.VaultPreviousKeys...))
 	if err != nil {
 		return nil, &ConfigError{"TETHER_REDIS_URL", err}
 	}

@@ -2,9 +2,6 @@ package vault
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding"
 	"encoding/base64"
@@ -68,10 +65,11 @@ type Login struct {
 // Values are encrypted and bound to their key; ids are hashed before they
 // become keys. A Vault is safe for concurrent use.
 type Vault struct {
-	rdb    redis.UniversalClient
-	aead   cipher.AEAD
-	prefix string
-	now    func() time.Time
+	rdb      redis.UniversalClient
+	keys     []sealer // keys[0] seals; all open
+	previous [][]byte // WithPreviousKeys, until New makes them sealers
+	prefix   string
+	now      func() time.Time
 
 	mr        *miniredis.Miniredis // started by Open(""), else nil
 	closeOnce sync.Once
@@ -94,28 +92,38 @@ func WithNow(now func() time.Time) Option {
 	return func(v *Vault) { v.now = now }
 }
 
+// WithPreviousKeys adds keys that open values but seal none: the keys a
+// rotation replaces. Values sealed under them read as before, and each
+// write seals under the vault's key, so they can be dropped once every
+// record sealed under them has been rewritten or has expired. Each must be
+// KeySize bytes.
+func WithPreviousKeys(keys ...[]byte) Option {
+	return func(v *Vault) { v.previous = append(v.previous, keys...) }
+}
+
 // New wraps a go-redis client. key must be KeySize (32) bytes; it is the
-// AES-256-GCM key for every value the vault writes. The vault owns client
-// from then on: Close closes it.
+// AES-256-GCM key for every value the vault writes (WithPreviousKeys adds
+// keys that only open). The vault owns client from then on: Close closes
+// it.
 func New(client redis.UniversalClient, key []byte, opts ...Option) (*Vault, error) {
 	if client == nil {
 		return nil, errors.New("vault: nil redis client")
 	}
-	if len(key) != KeySize {
-		return nil, fmt.Errorf("vault: key is %d bytes, want %d", len(key), KeySize)
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("vault: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("vault: %w", err)
-	}
-	v := &Vault{rdb: client, aead: aead, prefix: DefaultPrefix, now: time.Now}
+	v := &Vault{rdb: client, prefix: DefaultPrefix, now: time.Now}
 	for _, o := range opts {
 		o(v)
 	}
+	for i, k := range append([][]byte{key}, v.previous...) {
+		if i > 0 && len(k) != KeySize {
+			return nil, fmt.Errorf("vault: previous key %d is %d bytes, want %d", i, len(k), KeySize)
+		}
+		s, err := newSealer(k)
+		if err != nil {
+			return nil, err
+		}
+		v.keys = append(v.keys, s)
+	}
+	v.previous = nil
 	if v.now == nil {
 		v.now = time.Now
 	}
@@ -289,21 +297,4 @@ func (v *Vault) load(ctx context.Context, key string, del bool, op string, val a
 		return fmt.Errorf("vault: %s: stored value does not decode: %w", op, ErrNotFound)
 	}
 	return nil
-}
-
-// seal encrypts plain with a fresh random nonce and the Redis key as
-// additional data, and returns nonce||ciphertext||tag.
-func (v *Vault) seal(key string, plain []byte) []byte {
-	ns := v.aead.NonceSize()
-	out := make([]byte, ns, ns+len(plain)+v.aead.Overhead())
-	rand.Read(out) // never fails (crypto/rand, Go 1.24+)
-	return v.aead.Seal(out, out, plain, []byte(key))
-}
-
-func (v *Vault) open(key string, blob []byte) ([]byte, error) {
-	ns := v.aead.NonceSize()
-	if len(blob) < ns+v.aead.Overhead() {
-		return nil, errors.New("short value")
-	}
-	return v.aead.Open(nil, blob[:ns], blob[ns:], []byte(key))
 }
