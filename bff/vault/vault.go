@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"time"
 
@@ -71,9 +72,10 @@ type Vault struct {
 	prefix   string
 	now      func() time.Time
 
-	mr        *miniredis.Miniredis // started by Open(""), else nil
-	closeOnce sync.Once
-	closeErr  error
+	mr         *miniredis.Miniredis // started by Open(""), else nil
+	mrPassword string               // the password mr requires
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // Option configures a Vault made by New or Open.
@@ -224,13 +226,25 @@ func (v *Vault) Close() error {
 }
 
 // EmbeddedAddr returns the address of the in-process miniredis that Open
-// started, or "" when the vault talks to an outside Redis. Other clients
-// (say, a second BFF in a test) can share the vault's data through it.
+// started, or "" when the vault talks to an outside Redis. It answers only
+// clients that know its password (see EmbeddedURL); the address alone may
+// be logged.
 func (v *Vault) EmbeddedAddr() string {
 	if v.mr == nil {
 		return ""
 	}
 	return v.mr.Addr()
+}
+
+// EmbeddedURL returns a redis:// URL, password included, through which
+// other clients (say, a second BFF in a test) can share the in-process
+// miniredis that Open started; "" when the vault talks to an outside
+// Redis. It is a secret: do not log it.
+func (v *Vault) EmbeddedURL() string {
+	if v.mr == nil {
+		return ""
+	}
+	return (&url.URL{Scheme: "redis", User: url.UserPassword("", v.mrPassword), Host: v.mr.Addr()}).String()
 }
 
 // Key layout. Ids are hashed so that a dump of Redis does not reveal the
