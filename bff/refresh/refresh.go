@@ -32,6 +32,10 @@ type Store interface {
 	Put(ctx context.Context, sid string, rec *vault.Record, ttl time.Duration) error
 	Delete(ctx context.Context, sid string) error
 	TryLock(ctx context.Context, sid string, lease time.Duration) (*vault.Lock, error)
+	// Update writes only over a live record; End leaves a tombstone that
+	// no Update overwrites (see vault.Vault.End).
+	Update(ctx context.Context, sid string, rec *vault.Record, ttl time.Duration) error
+	End(ctx context.Context, sid, reason string, ttl time.Duration) (string, error)
 }
 
 var _ Store = (*vault.Vault)(nil)
@@ -57,6 +61,7 @@ const (
 	OutcomeUnavailable Outcome = "unavailable" // the provider failed transiently; nothing changed
 	OutcomeSlow        Outcome = "slow"        // callers were answered before the provider; the refresh went on
 	OutcomeStoreFailed Outcome = "store_failed"
+	OutcomeEnded       Outcome = "ended" // the session ended while the provider answered; its new tokens were dropped
 )
 
 // Observer is told what the engine does; the BFF feeds its metrics from
@@ -81,6 +86,9 @@ type Config struct {
 	// RetryAfter is the advice given when the provider fails without a
 	// Retry-After of its own.
 	RetryAfter time.Duration
+	// EndedTTL is how long an ended session keeps answering with the
+	// reason it ended (see End), at most.
+	EndedTTL time.Duration
 
 	Logger   *slog.Logger
 	Observer Observer         // nil: nothing is observed
@@ -93,6 +101,7 @@ const (
 	DefaultSessionMaxAge   = 30 * 24 * time.Hour
 	DefaultProviderTimeout = 10 * time.Second
 	DefaultRetryAfter      = 5 * time.Second
+	DefaultEndedTTL        = 24 * time.Hour
 )
 
 // Timings of the refresh lock and the store retries.
@@ -129,6 +138,9 @@ func New(store Store, p Provider, cfg Config) *Refresher {
 	}
 	if cfg.RetryAfter <= 0 {
 		cfg.RetryAfter = DefaultRetryAfter
+	}
+	if cfg.EndedTTL <= 0 {
+		cfg.EndedTTL = DefaultEndedTTL
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -133,9 +133,10 @@ func New(client redis.UniversalClient, key []byte, opts ...Option) (*Vault, erro
 }
 
 // Get returns the record of session sid. It returns an error wrapping
-// ErrNotFound when there is none or it does not authenticate, and any other
-// error when Redis cannot be asked, in which case the caller should answer
-// "unavailable" and delete nothing.
+// ErrNotFound when there is none or it does not authenticate (an
+// *EndedError, which is also ErrNotFound, when End ended it), and any
+// other error when Redis cannot be asked, in which case the caller should
+// answer "unavailable" and delete nothing.
 func (v *Vault) Get(ctx context.Context, sid string) (*Record, error) {
 	key := v.sessionKey(sid)
 	var rec Record
@@ -153,6 +154,15 @@ func (v *Vault) Put(ctx context.Context, sid string, rec *Record, ttl time.Durat
 	if rec == nil {
 		return errors.New("vault: put session: nil record")
 	}
+	r := v.filled(rec)
+	if err := v.store(ctx, v.sessionKey(sid), sid, &r, ttl); err != nil {
+		return fmt.Errorf("vault: put session: %w", err)
+	}
+	return nil
+}
+
+// filled returns a copy of rec with a zero Created or IssuedAt set to now.
+func (v *Vault) filled(rec *Record) Record {
 	r := *rec
 	if r.Created.IsZero() {
 		r.Created = v.now()
@@ -160,10 +170,7 @@ func (v *Vault) Put(ctx context.Context, sid string, rec *Record, ttl time.Durat
 	if r.IssuedAt.IsZero() {
 		r.IssuedAt = v.now()
 	}
-	if err := v.store(ctx, v.sessionKey(sid), sid, &r, ttl); err != nil {
-		return fmt.Errorf("vault: put session: %w", err)
-	}
-	return nil
+	return r
 }
 
 // Delete removes the record of session sid. Deleting a record that does not
@@ -295,6 +302,9 @@ func (v *Vault) load(ctx context.Context, key string, del bool, op string, val a
 	}
 	if err != nil {
 		return fmt.Errorf("vault: %s: %w", op, err)
+	}
+	if e := endedError(blob); e != nil {
+		return e
 	}
 	plain, err := v.open(key, blob)
 	if err != nil {
