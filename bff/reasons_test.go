@@ -35,6 +35,7 @@ func TestReasonsAreWireReasons(t *testing.T) {
 	}{
 		{&refresh.UnavailableError{RetryAfter: time.Second}, wire.ErrProviderUnavailable, http.StatusServiceUnavailable},
 		{&refresh.StorageError{}, wire.ErrStorageUnavailable, http.StatusServiceUnavailable},
+		{&refresh.ThrottledError{RetryAfter: time.Second}, wire.ErrTooManyRefreshes, http.StatusTooManyRequests},
 	}
 	for _, e := range errs {
 		if code, _, _ := wireError(e.err); code != e.code || wire.Status(code) != e.status {

@@ -83,11 +83,14 @@ func reconnectMessage(reason string) string {
 func wireError(err error) (code, reason string, retryAfter time.Duration) {
 	var re *refresh.ReconnectError
 	var ue *refresh.UnavailableError
+	var te *refresh.ThrottledError
 	switch {
 	case errors.As(err, &re):
 		return wire.ErrReconnectRequired, string(re.Reason), 0
 	case errors.As(err, &ue):
 		return wire.ErrProviderUnavailable, "", ue.RetryAfter
+	case errors.As(err, &te):
+		return wire.ErrTooManyRefreshes, "", te.RetryAfter
 	case errors.Is(err, refresh.ErrStorage):
 		return wire.ErrStorageUnavailable, "", 0
 	}

@@ -108,6 +108,10 @@ func (r *Refresher) Token(ctx context.Context, sid string, want Want) (Result, e
 		if !sameToken(rec.AccessToken, want.Rejected) {
 			return Result{Record: rec}, nil // already replaced: hand out the new one
 		}
+		if r.tooSoon(rec) {
+			r.obs.Refreshed(OutcomeThrottled)
+			return Result{Record: rec}, nil // see force.go
+		}
 	} else if !r.needsRefresh(rec, r.cfg.Now()) {
 		return Result{Record: rec}, nil
 	}
@@ -176,6 +180,9 @@ func (r *Refresher) refreshOnce(ctx context.Context, sid, seen string, rejected 
 		}
 	}
 	rec, out, done := r.recheck(ctx, sid, seen, rejected)
+	if !done && rejected {
+		out, done = r.throttle(ctx, sid)
+	}
 	if done {
 		release()
 		return out
@@ -272,6 +279,7 @@ func (r *Refresher) redeem(ctx context.Context, sid string, rec *vault.Record, r
 	now := r.cfg.Now()
 	next := *rec
 	next.AccessToken, next.IssuedAt, next.Expiry = grant.AccessToken, now, grant.Expiry
+	next.Forced = rejected
 	if grant.TokenType != "" {
 		next.TokenType = grant.TokenType
 	}

@@ -51,6 +51,12 @@ type Record struct {
 	Expiry        time.Time `json:"exp,omitzero"`  // AccessToken expiry; zero = unknown or non-expiring
 	RefreshExpiry time.Time `json:"rexp,omitzero"` // refresh token expiry; zero = unknown
 	Created       time.Time `json:"created"`       // when the session was created (login)
+	// LastUsed is when a token was last handed out, as recorded: coarsely
+	// (see the refresh engine's idle timeout); zero when never recorded.
+	LastUsed time.Time `json:"used,omitzero"`
+	// Forced reports that AccessToken came from a forced refresh: an API
+	// had refused the token before it.
+	Forced bool `json:"forced,omitempty"`
 }
 
 // Login is the transient state kept between the login redirect and the
@@ -259,6 +265,7 @@ func (v *Vault) EmbeddedURL() string {
 func (v *Vault) sessionKey(sid string) string { return v.prefix + "s:" + hashID(sid) }
 func (v *Vault) loginKey(state string) string { return v.prefix + "l:" + hashID(state) }
 func (v *Vault) lockKey(sid string) string    { return v.prefix + "lock:" + hashID(sid) }
+func (v *Vault) bucketKey(sid string) string  { return v.prefix + "f:" + hashID(sid) }
 
 func hashID(id string) string {
 	sum := sha256.Sum256([]byte(id))

@@ -394,6 +394,7 @@ func runVaultSuite(t *testing.T, newHarness func(t *testing.T) *harness) {
 	outageSuite(t, run)
 	rotationSuite(t, run)
 	endedSuite(t, run)
+	throttleSuite(t, run)
 }
 
 // race runs f in n goroutines released at once and counts the nil results,
