@@ -91,6 +91,10 @@ type Config struct {
 	ForceRate  int
 	ForcePer   time.Duration
 	ForceBurst int
+	// SessionIdle ends a session unused that long: the next token request
+	// answers reconnect_required/expired. Default 14 days; negative turns
+	// it off (TETHER_SESSION_IDLE=0).
+	SessionIdle time.Duration
 
 	// WebDir, when set, is served at / for everything outside /bff/
 	// (the demo page and the WASM client).
@@ -110,6 +114,7 @@ const (
 	DefaultForceMinAge     = 5 * time.Second
 	DefaultForceRate       = 6 // a minute
 	DefaultForceBurst      = 3
+	DefaultSessionIdle     = 14 * 24 * time.Hour
 )
 
 // ConfigError is a configuration mistake; Var names the variable.
@@ -177,6 +182,14 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if v := getenv("TETHER_FORCE_BURST"); v != "" {
 		if c.ForceBurst, err = strconv.Atoi(v); err != nil || c.ForceBurst < 1 {
 			return c, &ConfigError{"TETHER_FORCE_BURST", fmt.Errorf("%q is not a whole number of at least 1", v)}
+		}
+	}
+	if v := getenv("TETHER_SESSION_IDLE"); v != "" {
+		if c.SessionIdle, err = parseDuration(v); err != nil {
+			return c, &ConfigError{"TETHER_SESSION_IDLE", err}
+		}
+		if c.SessionIdle == 0 {
+			c.SessionIdle = -1 // "0": no idle timeout
 		}
 	}
 	if v := getenv("TETHER_VAULT_KEY"); v != "" {
@@ -342,6 +355,9 @@ func (c *Config) validate() error {
 	if c.ForceRate < 1 || c.ForcePer/time.Duration(max(c.ForceRate, 1)) < time.Millisecond || c.ForceBurst < 1 || c.ForceMinAge < 0 {
 		return &ConfigError{"TETHER_FORCE_RATE", fmt.Errorf("%d per %v, burst %d, min age %v is not a usable bound", c.ForceRate, c.ForcePer, c.ForceBurst, c.ForceMinAge)}
 	}
+	if c.SessionIdle == 0 {
+		c.SessionIdle = DefaultSessionIdle
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -359,6 +375,9 @@ func (c *Config) forceEvery() time.Duration {
 	}
 	return c.ForcePer / time.Duration(c.ForceRate)
 }
+
+// idleTimeout is the refresh engine's IdleTimeout: 0 when turned off.
+func (c *Config) idleTimeout() time.Duration { return max(c.SessionIdle, 0) }
 
 // secureCookies reports whether cookies must be Secure: everywhere but
 // plain-http loopback.

@@ -21,6 +21,15 @@ func TestFromEnvSecurityBounds(t *testing.T) {
 	if c.VaultPreviousKeys != nil {
 		t.Errorf("VaultPreviousKeys = %x without TETHER_VAULT_KEY", c.VaultPreviousKeys)
 	}
+	if c.SessionIdle != 14*24*time.Hour || c.idleTimeout() != 14*24*time.Hour {
+		t.Errorf("SessionIdle = %v; want 14 days by default", c.SessionIdle)
+	}
+	for v, want := range map[string]time.Duration{"0": 0, "0s": 0, "36h": 36 * time.Hour, "600": 10 * time.Minute} {
+		c, err := FromEnv(minimalEnv.with("TETHER_SESSION_IDLE", v).get)
+		if err != nil || c.idleTimeout() != want {
+			t.Errorf("TETHER_SESSION_IDLE=%s: idle timeout %v, %v; want %v", v, c.idleTimeout(), err, want)
+		}
+	}
 
 	rates := map[string]struct {
 		n   int
@@ -48,6 +57,8 @@ func TestFromEnvSecurityBounds(t *testing.T) {
 		{"burst zero", "TETHER_FORCE_BURST", "0"},
 		{"burst not a number", "TETHER_FORCE_BURST", "three"},
 		{"min age not a duration", "TETHER_FORCE_MIN_AGE", "soon"},
+		{"idle not a duration", "TETHER_SESSION_IDLE", "a fortnight"},
+		{"idle negative", "TETHER_SESSION_IDLE", "-1h"},
 		{"vault key list with a short key", "TETHER_VAULT_KEY", k1 + "," + short},
 		{"vault key list with garbage", "TETHER_VAULT_KEY", k1 + ", not base64!!"},
 		{"vault key list with an empty entry", "TETHER_VAULT_KEY", k1 + ",," + k2},

@@ -127,7 +127,7 @@ func newHandler(cfg Config, v sessionVault, p oauthProvider) *Handler {
 		refresher: refresh.New(v, p, refresh.Config{
 			Buffer: cfg.RefreshBuffer, SessionMaxAge: cfg.SessionMaxAge,
 			ProviderTimeout: cfg.ProviderTimeout, RetryAfter: cfg.RetryAfter,
-			ForceMinAge: cfg.ForceMinAge, ForceEvery: cfg.forceEvery(), ForceBurst: cfg.ForceBurst,
+			ForceMinAge: cfg.ForceMinAge, ForceEvery: cfg.forceEvery(), ForceBurst: cfg.ForceBurst, IdleTimeout: cfg.idleTimeout(),
 			Logger: cfg.Logger, Observer: m, Now: cfg.Now,
 		}),
 	}

@@ -104,6 +104,9 @@ func (r *Refresher) Token(ctx context.Context, sid string, want Want) (Result, e
 		r.log.Error("token: reading the vault", "err", err)
 		return storageDown(err).result()
 	}
+	if out, done := r.idle(ctx, sid, rec); done {
+		return out.result()
+	}
 	if want.Force {
 		if !sameToken(rec.AccessToken, want.Rejected) {
 			return Result{Record: rec}, nil // already replaced: hand out the new one
@@ -279,7 +282,7 @@ func (r *Refresher) redeem(ctx context.Context, sid string, rec *vault.Record, r
 	now := r.cfg.Now()
 	next := *rec
 	next.AccessToken, next.IssuedAt, next.Expiry = grant.AccessToken, now, grant.Expiry
-	next.Forced = rejected
+	next.Forced, next.LastUsed = rejected, now
 	if grant.TokenType != "" {
 		next.TokenType = grant.TokenType
 	}

@@ -40,6 +40,8 @@ type Store interface {
 	// Allow takes a token from the session's bucket of forced refreshes
 	// (see vault.Vault.Allow).
 	Allow(ctx context.Context, sid string, now time.Time, every time.Duration, burst int) (time.Duration, error)
+	// Touch records a session's use (see vault.Vault.Touch).
+	Touch(ctx context.Context, sid string, at time.Time) error
 }
 
 var _ Store = (*vault.Vault)(nil)
@@ -67,6 +69,7 @@ const (
 	OutcomeStoreFailed Outcome = "store_failed"
 	OutcomeEnded       Outcome = "ended"     // the session ended while the provider answered; its new tokens were dropped
 	OutcomeThrottled   Outcome = "throttled" // a forced refresh was refused: too soon, or too many (see Config.ForceMinAge)
+	OutcomeIdle        Outcome = "idle"      // the session was unused longer than Config.IdleTimeout; it ended
 )
 
 // Observer is told what the engine does; the BFF feeds its metrics from
@@ -107,6 +110,12 @@ type Config struct {
 	ForceEvery time.Duration
 	ForceBurst int
 
+	// IdleTimeout ends a session unused that long (reason expired); 0
+	// means none. Use is recorded coarsely (see idle.go): the session
+	// ends after between IdleTimeout and IdleTimeout plus an eighth of it
+	// (at most an hour) unused.
+	IdleTimeout time.Duration
+
 	Logger   *slog.Logger
 	Observer Observer         // nil: nothing is observed
 	Now      func() time.Time // the clock; default time.Now
@@ -143,6 +152,8 @@ type Refresher struct {
 	// backoff holds, per session id, the time before which this process
 	// does not call the provider again after a transient refresh failure.
 	backoff sync.Map
+	// touching holds the session ids whose use is being recorded.
+	touching sync.Map
 }
 
 // New returns a Refresher over store and p.

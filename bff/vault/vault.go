@@ -313,6 +313,12 @@ func (v *Vault) load(ctx context.Context, key string, del bool, op string, val a
 	if e := endedError(blob); e != nil {
 		return e
 	}
+	return v.decode(key, blob, op, val)
+}
+
+// decode opens blob, read from key, into val. A value that does not open
+// or decode is ErrNotFound.
+func (v *Vault) decode(key string, blob []byte, op string, val any) error {
 	plain, err := v.open(key, blob)
 	if err != nil {
 		// The cause (wrong key, tampering, a value moved from another key)

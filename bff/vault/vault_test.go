@@ -395,6 +395,7 @@ func runVaultSuite(t *testing.T, newHarness func(t *testing.T) *harness) {
 	rotationSuite(t, run)
 	endedSuite(t, run)
 	throttleSuite(t, run)
+	touchSuite(t, run)
 }
 
 // race runs f in n goroutines released at once and counts the nil results,
