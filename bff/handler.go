@@ -38,6 +38,8 @@ import (
 // engine declares what it needs in refresh.Store).
 type sessionVault interface {
 	refresh.Store
+	Put(ctx context.Context, sid string, rec *vault.Record, ttl time.Duration) error
+	Delete(ctx context.Context, sid string) error
 	PutLogin(ctx context.Context, state string, l *vault.Login, ttl time.Duration) error
 	TakeLogin(ctx context.Context, state string) (*vault.Login, error)
 	Ping(ctx context.Context) error

@@ -30,8 +30,6 @@ import (
 // Store is what the engine needs of the vault.
 type Store interface {
 	Get(ctx context.Context, sid string) (*vault.Record, error)
-	Put(ctx context.Context, sid string, rec *vault.Record, ttl time.Duration) error
-	Delete(ctx context.Context, sid string) error
 	TryLock(ctx context.Context, sid string, lease time.Duration) (*vault.Lock, error)
 	// Update writes only over a live record; End leaves a tombstone that
 	// no Update overwrites (see vault.Vault.End).
