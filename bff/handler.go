@@ -38,8 +38,8 @@ import (
 // engine declares what it needs in refresh.Store).
 type sessionVault interface {
 	refresh.Store
-	PutLogin(ctx context.Context, state string, l *vault.Login, ttl time.Duration) error
-	TakeLogin(ctx context.Context, state string) (*vault.Login, error)
+	MarkLoginUsed(ctx context.Context, state string, ttl time.Duration) (bool, error)
+	LoginUsed(ctx context.Context, state string) (bool, error)
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -68,10 +68,11 @@ type Handler struct {
 	engine     *gin.Engine
 	metrics    *metrics
 	cookieName string
+	logins     *loginCookies
 	web        http.Handler // static files; nil without WebDir
 }
 
-// loginTTL is how long a login's state stays valid.
+// loginTTL is how long a login (its cookie, its state) stays valid.
 const loginTTL = 10 * time.Minute
 
 // New checks cfg, connects the vault and the provider, and builds the
@@ -133,6 +134,7 @@ func newHandler(cfg Config, v sessionVault, p oauthProvider) *Handler {
 	if cfg.secureCookies() {
 		s.cookieName = "__Host-tether_session"
 	}
+	s.logins = newLoginCookies(cfg.SessionKeys, cfg.secureCookies(), cfg.Now)
 	return s
 }
 

@@ -1,0 +1,378 @@
+package bff
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tetherauth/tether/bff/vault/redistest"
+	"github.com/tetherauth/tether/shared/wire"
+)
+
+// redisConn is a plain RESP connection to a Redis: the tests use it to
+// look at what the BFF left in Redis, as an operator would.
+type redisConn struct {
+	t testing.TB
+	c net.Conn
+	r *bufio.Reader
+}
+
+func dialRedis(t testing.TB, addr string) *redisConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &redisConn{t: t, c: c, r: bufio.NewReader(c)}
+}
+
+// do sends one command and decodes the reply (simple string, integer,
+// bulk, array; an error reply fails the test).
+func (rc *redisConn) do(args ...string) any {
+	rc.t.Helper()
+	rc.c.SetDeadline(time.Now().Add(30 * time.Second))
+	fmt.Fprintf(rc.c, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(rc.c, "$%d\r\n%s\r\n", len(a), a)
+	}
+	v, err := readRESP(rc.r)
+	if err != nil {
+		rc.t.Fatalf("redis %s: %v", args[0], err)
+	}
+	return v
+}
+
+func readRESP(r *bufio.Reader) (any, error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	line = strings.TrimSuffix(line, "\r\n")
+	if line == "" {
+		return nil, errors.New("empty reply")
+	}
+	body := line[1:]
+	switch line[0] {
+	case '+':
+		return body, nil
+	case '-':
+		return nil, errors.New(body)
+	case ':':
+		return strconv.ParseInt(body, 10, 64)
+	case '$':
+		n, err := strconv.Atoi(body)
+		if err != nil || n < 0 {
+			return nil, err
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, err
+		}
+		return string(buf[:n]), nil
+	case '*':
+		n, err := strconv.Atoi(body)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]any, 0, max(n, 0))
+		for range n {
+			v, err := readRESP(r)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("reply type %q", line[0])
+}
+
+// redisUsage is what a Redis holds: its key count (DBSIZE), the sum of
+// MEMORY USAGE over its keys, and, on a real redis-server, INFO memory's
+// used_memory (0 on miniredis, which has no INFO memory).
+type redisUsage struct {
+	keys, keyBytes, usedMemory int64
+}
+
+func measureRedis(t testing.TB, addr string, real bool) redisUsage {
+	t.Helper()
+	rc := dialRedis(t, addr)
+	defer rc.c.Close()
+	var u redisUsage
+	u.keys = rc.do("DBSIZE").(int64)
+	if u.keys > 1000 {
+		u.keyBytes = -1 // not worth summing: the key count already tells
+	} else {
+		for _, k := range rc.do("KEYS", "*").([]any) {
+			if n, ok := rc.do("MEMORY", "USAGE", k.(string)).(int64); ok {
+				u.keyBytes += n
+			}
+		}
+	}
+	if real {
+		for _, l := range strings.Split(rc.do("INFO", "memory").(string), "\r\n") {
+			if v, ok := strings.CutPrefix(l, "used_memory:"); ok {
+				u.usedMemory, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+	}
+	return u
+}
+
+// redisAddr is the address of the Redis a stack's replicas share.
+func (s *stack) redisAddr(redisURL string) string {
+	if redisURL != "" {
+		return strings.TrimPrefix(redisURL, "redis://")
+	}
+	return s.bffs[0].vault.(interface{ EmbeddedAddr() string }).EmbeddedAddr()
+}
+
+// floodLogins sends n GET /bff/login (no cookie, a 500-byte return_to) to
+// h from 8 goroutines, in process, and fails unless each is a 302.
+func floodLogins(t testing.TB, h http.Handler, n int) {
+	t.Helper()
+	target := wire.PathLogin + "?return_to=" + url.QueryEscape("/"+strings.Repeat("r", 499))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	bad := 0
+	per := n / 8
+	for range 8 {
+		wg.Go(func() {
+			for range per {
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, target, nil))
+				if w.Code != http.StatusFound {
+					mu.Lock()
+					bad++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if bad > 0 {
+		t.Fatalf("%d of %d logins were not 302", bad, n)
+	}
+}
+
+// TestLoginFloodWritesNothing: 20,000 unauthenticated GET /bff/login leave
+// Redis exactly as they found it (issue 9 §1: each used to store a login
+// record for ten minutes), and the signed-in user is unaffected.
+func TestLoginFloodWritesNothing(t *testing.T) {
+	for _, real := range []bool{false, true} {
+		name := map[bool]string{false: "miniredis", true: "redis-server"}[real]
+		t.Run(name, func(t *testing.T) {
+			redisURL := ""
+			if real {
+				redisURL = "redis://" + redistest.Start(t).Addr
+			}
+			s := newStack(t, stackOptions{redisURL: redisURL, tune: func(c *Config) { c.Logger = discardLogger() }})
+			addr := s.redisAddr(redisURL)
+			user := s.newBrowser()
+			user.login(s.urls[0], "/")
+			tok := user.mustToken(s.urls[0], nil)
+
+			before := measureRedis(t, addr, real)
+			floodLogins(t, s.bffs[0], 20000)
+			after := measureRedis(t, addr, real)
+			t.Logf("%s: before %d keys, %d B in keys, used_memory %d; after 20,000 logins %d keys, %d B in keys, used_memory %d",
+				name, before.keys, before.keyBytes, before.usedMemory, after.keys, after.keyBytes, after.usedMemory)
+			if after.keys != before.keys || after.keyBytes != before.keyBytes {
+				t.Errorf("the flood changed Redis: %d keys (%d B) -> %d keys (%d B)", before.keys, before.keyBytes, after.keys, after.keyBytes)
+			}
+			// used_memory moves a little with client buffers and allocator
+			// pages; 20,000 records would be megabytes.
+			if real && after.usedMemory-before.usedMemory > 256<<10 {
+				t.Errorf("used_memory grew by %d bytes", after.usedMemory-before.usedMemory)
+			}
+			if got := user.mustToken(s.urls[0], nil); got.AccessToken != tok.AccessToken {
+				t.Error("the signed-in user's token changed")
+			}
+		})
+	}
+}
+
+// loginCookiesIn returns the login cookies b holds for the callback.
+func loginCookiesIn(b *browser, bffURL string) []*http.Cookie {
+	var out []*http.Cookie
+	for _, c := range b.c.Jar.Cookies(mustURL(bffURL + wire.PathCallback)) {
+		if strings.Contains(c.Name, "tether_login_") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// TestTwoTabsLogin: two logins started in one browser before either
+// returns both complete, in either order.
+func TestTwoTabsLogin(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	b := s.newBrowser()
+	first := b.callbackURL(s.urls[0], "/first")
+	second := b.callbackURL(s.urls[0], "/second")
+	if resp, body := b.get(second); resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/second" {
+		t.Fatalf("second tab's callback: %d %q %s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	if resp, body := b.get(first); resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/first" {
+		t.Fatalf("first tab's callback: %d %q %s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	sid := s.sid(b)
+	if sid == "" || !s.hasRecord(sid) {
+		t.Fatal("no session after both callbacks")
+	}
+	if n := len(loginCookiesIn(b, s.urls[0])); n != 0 {
+		t.Errorf("%d login cookies left after both callbacks; want 0", n)
+	}
+}
+
+// TestLoginCookieBound: a browser keeps at most maxLogins login cookies;
+// the newest logins complete, the oldest were dropped.
+func TestLoginCookieBound(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	b := s.newBrowser()
+	var cbs []string
+	for i := range 8 {
+		cbs = append(cbs, b.callbackURL(s.urls[0], fmt.Sprintf("/tab%d", i)))
+		if n := len(loginCookiesIn(b, s.urls[0])); n > 5 {
+			t.Fatalf("after %d logins the browser holds %d login cookies; want at most 5", i+1, n)
+		}
+	}
+	for i, cb := range cbs {
+		resp, body := b.get(cb)
+		if i < 3 {
+			if resp.StatusCode != 400 || !strings.Contains(body, wire.ErrInvalidState) {
+				t.Errorf("login %d (dropped): %d %s; want 400 invalid_state", i, resp.StatusCode, body)
+			}
+			continue
+		}
+		if want := fmt.Sprintf("/tab%d", i); resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != want {
+			t.Errorf("login %d: %d %q; want 302 to %s", i, resp.StatusCode, resp.Header.Get("Location"), want)
+		}
+	}
+}
+
+// TestLoginCookieAttributes: the login cookie is HttpOnly, SameSite=Lax,
+// limited to the callback's path, lives ten minutes, is __Secure- over
+// https, and the callback deletes it.
+func TestLoginCookieAttributes(t *testing.T) {
+	for _, pub := range []string{"", "https://app.example"} {
+		t.Run("public="+pub, func(t *testing.T) {
+			s := newStack(t, stackOptions{tune: func(c *Config) {
+				if pub != "" {
+					c.PublicURL = pub
+				}
+			}})
+			w := httptest.NewRecorder()
+			s.bffs[0].ServeHTTP(w, httptest.NewRequest(http.MethodGet, wire.PathLogin+"?return_to=/x", nil))
+			var login *http.Cookie
+			for _, c := range w.Result().Cookies() {
+				if strings.Contains(c.Name, "tether_login_") {
+					if login != nil {
+						t.Fatalf("two login cookies in one answer: %v", w.Result().Header["Set-Cookie"])
+					}
+					login = c
+				}
+				if c.Name == s.bffs[0].cookieName {
+					t.Errorf("/bff/login wrote the session cookie %q", c.Raw)
+				}
+			}
+			if login == nil {
+				t.Fatalf("no login cookie in %v", w.Result().Header["Set-Cookie"])
+			}
+			wantPrefix := "tether_login_"
+			if pub != "" {
+				wantPrefix = "__Secure-tether_login_"
+			}
+			if !strings.HasPrefix(login.Name, wantPrefix) || !login.HttpOnly || login.SameSite != http.SameSiteLaxMode ||
+				login.Path != wire.PathCallback || login.MaxAge != 600 || login.Secure != (pub != "") || login.Domain != "" {
+				t.Errorf("login cookie %q; want %s…, HttpOnly, SameSite=Lax, Path=%s, Max-Age=600, Secure=%v, no Domain", login.Raw, wantPrefix, wire.PathCallback, pub != "")
+			}
+			if len(login.Value) > 2000 {
+				t.Errorf("login cookie is %d bytes", len(login.Value))
+			}
+		})
+	}
+	t.Run("deleted at the callback", func(t *testing.T) {
+		s := newStack(t, stackOptions{})
+		b := s.newBrowser()
+		cb := b.callbackURL(s.urls[0], "/")
+		if n := len(loginCookiesIn(b, s.urls[0])); n != 1 {
+			t.Fatalf("%d login cookies during the login; want 1", n)
+		}
+		b.get(cb)
+		if n := len(loginCookiesIn(b, s.urls[0])); n != 0 {
+			t.Errorf("%d login cookies after the callback; want 0", n)
+		}
+	})
+}
+
+// TestCallbackReplayWithCookie: an attacker who captured both the callback
+// URL and the login cookie cannot replay the login: the state is
+// remembered as used once its code was exchanged, so the replay is refused
+// before the provider is asked again.
+func TestCallbackReplayWithCookie(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	victim := s.newBrowser()
+	cb := victim.callbackURL(s.urls[0], "/x")
+	captured := loginCookiesIn(victim, s.urls[0])
+	if resp, _ := victim.get(cb); resp.StatusCode != http.StatusFound {
+		t.Fatalf("the victim's callback: %d", resp.StatusCode)
+	}
+	exchanges := s.dev.Stats().AuthorizationCode
+	attacker := s.newBrowser()
+	attacker.c.Jar.SetCookies(mustURL(s.urls[0]+wire.PathCallback), captured)
+	resp, body := attacker.get(cb)
+	if resp.StatusCode != 400 || !strings.Contains(body, wire.ErrInvalidState) {
+		t.Errorf("replay with the captured cookie: %d %s; want 400 invalid_state", resp.StatusCode, body)
+	}
+	if s.sid(attacker) != "" {
+		t.Error("the replay created a session")
+	}
+	if got := s.dev.Stats().AuthorizationCode; got != exchanges {
+		t.Errorf("the replay reached the provider's token endpoint (%d -> %d exchanges)", exchanges, got)
+	}
+}
+
+// TestForgedCodeWritesNothing: a callback with a valid login cookie and a
+// code the provider refuses writes nothing to Redis, so valid login
+// cookies (anyone can get them) cannot be turned into Redis writes.
+func TestForgedCodeWritesNothing(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	addr := s.redisAddr("")
+	b := s.newBrowser()
+	u := mustURL(b.callbackURL(s.urls[0], "/"))
+	q := u.Query()
+	q.Set("code", "dev_code_forged")
+	u.RawQuery = q.Encode()
+	before := measureRedis(t, addr, false)
+	if resp, _ := b.get(u.String()); resp.StatusCode != 400 {
+		t.Fatalf("forged code: %d; want 400", resp.StatusCode)
+	}
+	if after := measureRedis(t, addr, false); after != before {
+		t.Errorf("a refused code changed Redis: %+v -> %+v", before, after)
+	}
+}
+
+// TestReturnToLimit: return_to is at most 512 bytes.
+func TestReturnToLimit(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	for n, want := range map[int]int{512: http.StatusFound, 513: http.StatusBadRequest} {
+		rt := "/" + strings.Repeat("a", n-1)
+		w := httptest.NewRecorder()
+		s.bffs[0].ServeHTTP(w, httptest.NewRequest(http.MethodGet, wire.PathLogin+"?return_to="+rt, nil))
+		if w.Code != want {
+			t.Errorf("return_to of %d bytes: %d; want %d", n, w.Code, want)
+		}
+	}
+}
