@@ -55,14 +55,18 @@ func (s *Handler) handleCallback(c *gin.Context) {
 
 	if e := q.Get("error"); e != "" {
 		// The provider refused (access_denied, say). The login's cookie is
-		// gone, so the flow cannot be resumed; show a page, not JSON.
-		returnTo := "/"
-		if l != nil {
-			returnTo = l.ReturnTo
-		}
+		// gone, so the flow cannot be resumed; show a page, not JSON. The
+		// provider's words only with this browser's state: anyone can send
+		// a link to /bff/callback?error=…&error_description=<a lure>, and
+		// the page is on the app's origin.
 		s.metrics.logins.WithLabelValues("provider_error").Inc()
+		if l == nil {
+			s.errorPage(c, http.StatusBadRequest, "Sign-in was not completed",
+				"The sign-in was cancelled or refused, or this link is not from a sign-in started here. Please start again from the app.", "/")
+			return
+		}
 		s.errorPage(c, http.StatusBadRequest, "Sign-in was not completed",
-			"The sign-in provider answered: "+describeProviderError(e, q.Get("error_description")), returnTo)
+			"The sign-in provider answered: "+describeProviderError(e, q.Get("error_description")), l.ReturnTo)
 		return
 	}
 	if l == nil {

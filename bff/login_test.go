@@ -376,3 +376,31 @@ func TestReturnToLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestProviderErrorNeedsState: a callback with error= but no valid state
+// for this browser shows a generic page, not the attacker's text on the
+// app's origin (issue 9 §6a); with the browser's state it shows the
+// provider's words.
+func TestProviderErrorNeedsState(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	b := s.newBrowser()
+	valid := mustURL(b.callbackURL(s.urls[0], "/app")).Query().Get("state")
+	const lure = "Your account is locked. Call 555-0100 now"
+	for name, state := range map[string]string{"no state": "", "unknown state": randomID(), "another browser's state": mustURL(s.newBrowser().callbackURL(s.urls[0], "/")).Query().Get("state")} {
+		q := url.Values{"error": {"access_denied_by_evil"}, "error_description": {lure}}
+		if state != "" {
+			q.Set("state", state)
+		}
+		resp, body := b.get(s.urls[0] + wire.PathCallback + "?" + q.Encode())
+		if resp.StatusCode != 400 || !strings.Contains(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(body, "Try again") {
+			t.Errorf("%s: %d %q; want a 400 page with a Try again link", name, resp.StatusCode, body)
+		}
+		if strings.Contains(body, "555-0100") || strings.Contains(body, "access_denied_by_evil") {
+			t.Errorf("%s: the page shows the query's text: %s", name, body)
+		}
+	}
+	q := url.Values{"error": {"access_denied"}, "error_description": {"the user said no"}, "state": {valid}}
+	if resp, body := b.get(s.urls[0] + wire.PathCallback + "?" + q.Encode()); resp.StatusCode != 400 || !strings.Contains(body, "access_denied (the user said no)") {
+		t.Errorf("with the browser's state: %d %s; want the provider's words", resp.StatusCode, body)
+	}
+}
