@@ -53,6 +53,7 @@ type oauthProvider interface {
 	Exchange(ctx context.Context, code, verifier, nonce string) (*provider.Grant, error)
 	Revoke(ctx context.Context, refreshToken, accessToken string) error
 	OIDC() bool
+	AuthorizationResponseIssuer() (issuer string, required bool)
 }
 
 var _ oauthProvider = (*provider.Provider)(nil)

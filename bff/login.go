@@ -2,6 +2,7 @@ package bff
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"html/template"
@@ -52,6 +53,17 @@ func (s *Handler) handleCallback(c *gin.Context) {
 	ctx := c.Request.Context()
 	q := c.Request.URL.Query()
 	l := s.logins.take(c.Writer, c.Request, q.Get("state"))
+	if l != nil {
+		// RFC 9207: the answer must come from the provider this login went
+		// to (a mix-up attack swaps in another's), errors included.
+		if issuer, required := s.provider.AuthorizationResponseIssuer(); !checkResponseIssuer(q, issuer, required) {
+			s.metrics.logins.WithLabelValues("wrong_issuer").Inc()
+			s.log.Warn("callback: the authorization response's iss is not the provider's issuer", "want", issuer, "required", required)
+			s.errorPage(c, http.StatusBadRequest, "Sign-in failed",
+				"The sign-in answer did not come from the configured provider. Please try again.", l.ReturnTo)
+			return
+		}
+	}
 
 	if e := q.Get("error"); e != "" {
 		// The provider refused (access_denied, say). The login's cookie is
@@ -152,6 +164,55 @@ func (s *Handler) handleCallback(c *gin.Context) {
 func (s *Handler) invalidState(c *gin.Context) {
 	s.metrics.logins.WithLabelValues("invalid_state").Inc()
 	writeError(c, wire.ErrInvalidState, "", "this sign-in link is invalid, expired or was already used; start again from the app")
+}
+
+// tenantPlaceholder is where Entra's multi-tenant issuer names a tenant.
+const tenantPlaceholder = "{tenantid}"
+
+// checkResponseIssuer applies RFC 9207 to a callback's query: without a
+// known issuer (plain OAuth 2.0) there is nothing to compare; else iss,
+// when present (and it must be when required), must be exactly issuer,
+// once. An issuer with {tenantid} (Entra's common and organizations)
+// accepts any tenant id there.
+func checkResponseIssuer(q url.Values, issuer string, required bool) bool {
+	if issuer == "" {
+		return true
+	}
+	iss, present := q["iss"]
+	if !present {
+		return !required
+	}
+	if len(iss) != 1 {
+		return false
+	}
+	before, after, templ := strings.Cut(issuer, tenantPlaceholder)
+	if !templ {
+		return subtle.ConstantTimeCompare([]byte(iss[0]), []byte(issuer)) == 1
+	}
+	tenant, ok := strings.CutPrefix(iss[0], before)
+	if !ok {
+		return false
+	}
+	tenant, ok = strings.CutSuffix(tenant, after)
+	return ok && isTenantID(tenant)
+}
+
+// isTenantID reports whether s is a directory (tenant) id: a GUID.
+func isTenantID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if r != '-' {
+				return false
+			}
+		case !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F'):
+			return false
+		}
+	}
+	return true
 }
 
 // cleanReturnTo accepts a same-origin path ("/x?y") of at most

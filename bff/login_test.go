@@ -399,8 +399,92 @@ func TestProviderErrorNeedsState(t *testing.T) {
 			t.Errorf("%s: the page shows the query's text: %s", name, body)
 		}
 	}
-	q := url.Values{"error": {"access_denied"}, "error_description": {"the user said no"}, "state": {valid}}
+	q := url.Values{"error": {"access_denied"}, "error_description": {"the user said no"}, "state": {valid}, "iss": {s.devURL}}
 	if resp, body := b.get(s.urls[0] + wire.PathCallback + "?" + q.Encode()); resp.StatusCode != 400 || !strings.Contains(body, "access_denied (the user said no)") {
 		t.Errorf("with the browser's state: %d %s; want the provider's words", resp.StatusCode, body)
+	}
+}
+
+// TestCallbackIssuer: RFC 9207. The dev provider advertises
+// authorization_response_iss_parameter_supported, so a callback without
+// its iss, or with another issuer's, is refused with a page and no
+// session, before the code goes anywhere (a mix-up attack).
+func TestCallbackIssuer(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	for name, mangle := range map[string]func(url.Values){
+		"missing":   func(q url.Values) { q.Del("iss") },
+		"other":     func(q url.Values) { q.Set("iss", "https://evil.example") },
+		"twice":     func(q url.Values) { q.Add("iss", s.devURL) },
+		"with path": func(q url.Values) { q.Set("iss", s.devURL+"/") },
+		"error from another issuer": func(q url.Values) {
+			q.Del("code")
+			q.Set("error", "access_denied")
+			q.Set("error_description", "Call 555-0100")
+			q.Set("iss", "https://evil.example")
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := s.newBrowser()
+			u := mustURL(b.callbackURL(s.urls[0], "/"))
+			q := u.Query()
+			if q.Get("iss") != s.devURL {
+				t.Fatalf("the dev provider sent iss=%q; want %q", q.Get("iss"), s.devURL)
+			}
+			mangle(q)
+			u.RawQuery = q.Encode()
+			exchanges := s.dev.Stats().AuthorizationCode
+			resp, body := b.get(u.String())
+			if resp.StatusCode != 400 || !strings.Contains(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(body, "did not come from") {
+				t.Errorf("%d %s; want a 400 page saying the answer did not come from the provider", resp.StatusCode, body)
+			}
+			if strings.Contains(body, "555-0100") {
+				t.Error("the page shows another issuer's error text")
+			}
+			if s.sid(b) != "" {
+				t.Error("a session was created")
+			}
+			if got := s.dev.Stats().AuthorizationCode; got != exchanges {
+				t.Error("the code was sent to the token endpoint")
+			}
+		})
+	}
+	t.Run("right issuer", func(t *testing.T) {
+		b := s.newBrowser()
+		b.login(s.urls[0], "/ok")
+		if s.sid(b) == "" {
+			t.Error("no session")
+		}
+	})
+}
+
+func TestCheckResponseIssuer(t *testing.T) {
+	const iss = "https://op.example"
+	const tmpl = "https://login.microsoftonline.com/{tenantid}/v2.0"
+	cases := []struct {
+		query    string
+		issuer   string
+		required bool
+		ok       bool
+	}{
+		{"", "", false, true},                            // plain OAuth 2.0: nothing to compare with
+		{"iss=https://x.example", "", false, true},       // ditto
+		{"", iss, false, true},                           // not advertised, not sent
+		{"", iss, true, false},                           // advertised, not sent
+		{"iss=" + iss, iss, true, true},                  // advertised, right
+		{"iss=" + iss, iss, false, true},                 // sent anyway, right
+		{"iss=https://evil.example", iss, false, false},  // sent anyway, wrong
+		{"iss=https://evil.example", iss, true, false},   // advertised, wrong
+		{"iss=" + iss + "&iss=" + iss, iss, true, false}, // twice
+		{"iss=", iss, false, false},                      // empty
+		{"iss=https://op.example/", iss, true, false},    // not the same string
+		{"iss=https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0", tmpl, false, true},
+		{"iss=https://login.microsoftonline.com/evil.example/v2.0", tmpl, false, false},
+		{"iss=https://login.microsoftonline.com/{tenantid}/v2.0", tmpl, false, false},
+	}
+	for _, c := range cases {
+		q, _ := url.ParseQuery(c.query)
+		if got := checkResponseIssuer(q, c.issuer, c.required); got != c.ok {
+			t.Errorf("checkResponseIssuer(%q, %q, %v) = %v; want %v", c.query, c.issuer, c.required, got, c.ok)
+		}
 	}
 }
