@@ -58,8 +58,10 @@ type oauthProvider interface {
 
 var _ oauthProvider = (*provider.Provider)(nil)
 
-// Handler is the BFF: an http.Handler for /bff/*, /healthz, /readyz,
-// /metrics and, with WebDir, the page. It is safe for concurrent use.
+// Handler is the BFF: an http.Handler for /bff/*, /healthz, /readyz and,
+// with WebDir, the page. Its metrics are a separate handler
+// (MetricsHandler), for a listener the public cannot reach. It is safe for
+// concurrent use.
 type Handler struct {
 	cfg        Config
 	log        *slog.Logger
@@ -142,6 +144,12 @@ func newHandler(cfg Config, v sessionVault, p oauthProvider) *Handler {
 // ServeHTTP answers one request.
 func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
 
+// MetricsHandler serves the Prometheus metrics (text format) at any path.
+// Serve it on a listener of its own, on loopback or an internal network:
+// the Handler does not answer /metrics, so the app's public listener does
+// not show them.
+func (s *Handler) MetricsHandler() http.Handler { return s.metrics.handler() }
+
 // Close releases the vault (and stops the embedded Redis, if any).
 func (s *Handler) Close() error { return s.vault.Close() }
 
@@ -152,7 +160,6 @@ func (s *Handler) routes() *gin.Engine {
 
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	r.GET("/readyz", s.handleReady)
-	r.GET("/metrics", gin.WrapH(s.metrics.handler()))
 
 	keys := make([][]byte, 0, 2*len(s.cfg.SessionKeys))
 	for _, k := range s.cfg.SessionKeys {

@@ -104,7 +104,7 @@ func startBFF(t *testing.T, name string, env []string) (*proc, string) {
 	for attempt := 0; ; attempt++ {
 		addr := freeAddr(t)
 		u := "http://" + addr
-		p := startProc(t, name, tetherBin, append(env, "TETHER_ADDR="+addr, "TETHER_PUBLIC_URL="+u))
+		p := startProc(t, name, tetherBin, append(env, "TETHER_ADDR="+addr, "TETHER_PUBLIC_URL="+u, "TETHER_METRICS_ADDR=off"))
 		err := waitReady(p, u, 15*time.Second)
 		if err == nil {
 			return p, u

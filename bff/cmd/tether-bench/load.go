@@ -318,9 +318,10 @@ func infoField(info, name string) (string, bool) {
 	return "", false
 }
 
-// bffMemory reads the BFF's heap in use and resident set from /metrics.
+// bffMemory reads the BFF's heap in use and resident set from its metrics
+// listener.
 func (s *stack) bffMemory(ctx context.Context) (heap, rss float64, err error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.bffURL+"/metrics", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.metrics+"/metrics", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, 0, fmt.Errorf("tether-bench: metrics: %w", err)

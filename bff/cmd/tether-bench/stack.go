@@ -35,6 +35,7 @@ type stack struct {
 	rdb       *redis.Client // for measurements, not for the code under test
 	devURL    string
 	bffURL    string
+	metrics   string // the BFF's metrics listener, http://host:port
 	procs     []*proc
 	tr        *http.Transport // logins and the storm
 }
@@ -72,8 +73,13 @@ func startStack(ctx context.Context) (s *stack, err error) {
 		return s, err
 	}
 	s.bffURL = "http://" + addr
+	maddr, err := freeAddr()
+	if err != nil {
+		return s, err
+	}
+	s.metrics = "http://" + maddr
 	bff, err := startProc(ctx, "tether", filepath.Join(s.dir, "tether"), nil,
-		"TETHER_ADDR="+addr, "TETHER_PUBLIC_URL="+s.bffURL,
+		"TETHER_ADDR="+addr, "TETHER_PUBLIC_URL="+s.bffURL, "TETHER_METRICS_ADDR="+maddr,
 		"TETHER_REDIS_URL=redis://"+s.redisAddr,
 		"TETHER_VAULT_KEY="+randomKey(), "TETHER_SESSION_KEYS="+randomKey(),
 		"TETHER_ISSUER="+s.devURL,
