@@ -72,6 +72,7 @@ type Handler struct {
 	metrics    *metrics
 	cookieName string
 	logins     *loginCookies
+	pageCSP    []string     // the page's Content-Security-Policy header
 	web        http.Handler // static files; nil without WebDir
 }
 
@@ -138,6 +139,10 @@ func newHandler(cfg Config, v sessionVault, p oauthProvider) *Handler {
 		s.cookieName = "__Host-tether_session"
 	}
 	s.logins = newLoginCookies(cfg.SessionKeys, cfg.secureCookies(), cfg.Now)
+	s.pageCSP = []string{pageCSP(cfg.APIOrigins)}
+	if cfg.CSP != "" {
+		s.pageCSP = []string{cfg.CSP}
+	}
 	return s
 }
 
@@ -156,7 +161,7 @@ func (s *Handler) Close() error { return s.vault.Close() }
 func (s *Handler) routes() *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(s.recover, s.accessLog)
+	r.Use(s.recover, securityHeaders, s.accessLog)
 
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	r.GET("/readyz", s.handleReady)
@@ -188,6 +193,7 @@ func (s *Handler) routes() *gin.Engine {
 	})
 	r.NoRoute(func(c *gin.Context) {
 		if s.web != nil && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) && !isBFFPath(c.Request.URL.Path) {
+			s.pageHeaders(c)
 			s.web.ServeHTTP(c.Writer, c.Request)
 			return
 		}

@@ -256,11 +256,15 @@ func randomID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// errorPageStyle is the error page's one inline style, allowed by its
+// hash in errorPageCSP.
+const errorPageStyle = `body{font:16px/1.5 system-ui,sans-serif;max-width:34rem;margin:4rem auto;padding:0 1rem;color:#1f2328}
+h1{font-size:1.4rem}a.button{display:inline-block;margin-top:1rem;padding:.6rem 1.1rem;border-radius:.4rem;background:#0b5cad;color:#fff;text-decoration:none}`
+
 var errorPageTmpl = template.Must(template.New("error").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{{.Title}}</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:34rem;margin:4rem auto;padding:0 1rem;color:#1f2328}
-h1{font-size:1.4rem}a.button{display:inline-block;margin-top:1rem;padding:.6rem 1.1rem;border-radius:.4rem;background:#0b5cad;color:#fff;text-decoration:none}</style>
+<style>` + errorPageStyle + `</style>
 </head><body><h1>{{.Title}}</h1><p>{{.Message}}</p>
 <a class="button" href="{{.Retry}}">Try again</a></body></html>
 `))
@@ -269,6 +273,8 @@ h1{font-size:1.4rem}a.button{display:inline-block;margin-top:1rem;padding:.6rem 
 // navigations, so JSON would be a dead end for the user.
 func (s *Handler) errorPage(c *gin.Context, status int, title, msg, returnTo string) {
 	c.Header("Content-Type", "text/html; charset=utf-8")
+	c.Header("Content-Security-Policy", errorPageCSP)
+	c.Header("Cross-Origin-Opener-Policy", "same-origin")
 	c.Status(status)
 	retry := wire.PathLogin + "?return_to=" + url.QueryEscape(returnTo)
 	if err := errorPageTmpl.Execute(c.Writer, map[string]string{"Title": title, "Message": msg, "Retry": retry}); err != nil {
