@@ -27,6 +27,7 @@ type stackOptions struct {
 	autoApprove     bool          // skip the consent page
 	providerTimeout time.Duration // the BFF's bound on a call to the provider
 	retryAfter      time.Duration // the BFF's advice when the provider gives none
+	csp             string        // replaces the page's Content-Security-Policy (TETHER_CSP)
 }
 
 // stack is a running demo: the page, the BFF and the dev provider.
@@ -53,6 +54,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		BFF: func(c *bff.Config) {
 			c.ProviderTimeout = o.providerTimeout
 			c.RetryAfter = o.retryAfter
+			c.CSP = o.csp
 		},
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
