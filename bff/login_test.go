@@ -364,7 +364,9 @@ func TestForgedCodeWritesNothing(t *testing.T) {
 	}
 }
 
-// TestReturnToLimit: return_to is at most 512 bytes.
+// TestReturnToLimit: return_to is at most 512 bytes, and any return_to
+// of that size fits in the login cookie (no character is escaped into
+// several: a browser drops cookies over 4 KB).
 func TestReturnToLimit(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	for n, want := range map[int]int{512: http.StatusFound, 513: http.StatusBadRequest} {
@@ -373,6 +375,20 @@ func TestReturnToLimit(t *testing.T) {
 		s.bffs[0].ServeHTTP(w, httptest.NewRequest(http.MethodGet, wire.PathLogin+"?return_to="+rt, nil))
 		if w.Code != want {
 			t.Errorf("return_to of %d bytes: %d; want %d", n, w.Code, want)
+		}
+	}
+	for _, ch := range []string{"a", "&", "<", ">", "'", `"`, "é", "\u2028", "😀"} {
+		rt := "/" + strings.Repeat(ch, 511/len(ch))
+		w := httptest.NewRecorder()
+		s.bffs[0].ServeHTTP(w, httptest.NewRequest(http.MethodGet, wire.PathLogin+"?return_to="+url.QueryEscape(rt), nil))
+		if w.Code != http.StatusFound {
+			t.Errorf("return_to of %d × %q: %d; want 302", 511/len(ch), ch, w.Code)
+			continue
+		}
+		for _, c := range w.Result().Cookies() {
+			if len(c.Raw) > 1500 {
+				t.Errorf("return_to of %d × %q: cookie %s is %d bytes", 511/len(ch), ch, c.Name, len(c.Raw))
+			}
 		}
 	}
 }
@@ -486,5 +502,27 @@ func TestCheckResponseIssuer(t *testing.T) {
 		if got := checkResponseIssuer(q, c.issuer, c.required); got != c.ok {
 			t.Errorf("checkResponseIssuer(%q, %q, %v) = %v; want %v", c.query, c.issuer, c.required, got, c.ok)
 		}
+	}
+}
+
+// TestPendingLoginBinary: the login cookie's plaintext round-trips, and
+// every truncation or extension of it is refused.
+func TestPendingLoginBinary(t *testing.T) {
+	want := pendingLogin{State: randomID(), Verifier: randomID(), Nonce: "", ReturnTo: "/a?b=<&>\"é", Created: 1767225600}
+	b, err := want.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got pendingLogin
+	if err := got.UnmarshalBinary(b); err != nil || got != want {
+		t.Fatalf("round trip = %+v, %v; want %+v", got, err, want)
+	}
+	for i := range len(b) {
+		if err := new(pendingLogin).UnmarshalBinary(b[:i]); err == nil {
+			t.Errorf("a truncation to %d of %d bytes decoded", i, len(b))
+		}
+	}
+	if err := new(pendingLogin).UnmarshalBinary(append(b, 0)); err == nil {
+		t.Error("trailing bytes decoded")
 	}
 }

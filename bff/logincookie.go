@@ -5,6 +5,9 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"time"
@@ -32,13 +35,73 @@ const maxLogins = 5
 const maxReturnTo = 512
 
 // pendingLogin is what a login keeps in its cookie between /bff/login and
-// /bff/callback.
+// /bff/callback (in its binary form, MarshalBinary).
 type pendingLogin struct {
-	State    string `json:"s"`
-	Verifier string `json:"v"`
-	Nonce    string `json:"n,omitempty"`
-	ReturnTo string `json:"r"`
-	Created  int64  `json:"c"` // Unix seconds by Config.Now
+	State    string
+	Verifier string
+	Nonce    string
+	ReturnTo string
+	Created  int64 // Unix seconds by Config.Now
+}
+
+// loginSerializer is the login cookies' securecookie serializer: a
+// compact binary form for a pendingLogin, in which nothing is escaped
+// (JSON would turn each < or & of return_to into six bytes, and a cookie
+// over 4 KB is dropped), and JSON for the index.
+type loginSerializer struct{}
+
+// Serialize encodes src.
+func (loginSerializer) Serialize(src any) ([]byte, error) {
+	if l, ok := src.(*pendingLogin); ok {
+		return l.MarshalBinary()
+	}
+	return json.Marshal(src)
+}
+
+// Deserialize decodes src into dst.
+func (loginSerializer) Deserialize(src []byte, dst any) error {
+	if l, ok := dst.(*pendingLogin); ok {
+		return l.UnmarshalBinary(src)
+	}
+	return json.Unmarshal(src, dst)
+}
+
+// pendingLoginV1 is the first byte of a pendingLogin's binary form.
+const pendingLoginV1 = 1
+
+// MarshalBinary encodes l: a version byte, State, Verifier, Nonce and
+// ReturnTo each as a uvarint length and bytes, then Created as a varint.
+func (l *pendingLogin) MarshalBinary() ([]byte, error) {
+	b := make([]byte, 0, 1+4*binary.MaxVarintLen16+len(l.State)+len(l.Verifier)+len(l.Nonce)+len(l.ReturnTo)+binary.MaxVarintLen64)
+	b = append(b, pendingLoginV1)
+	for _, f := range []string{l.State, l.Verifier, l.Nonce, l.ReturnTo} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	return binary.AppendVarint(b, l.Created), nil
+}
+
+// UnmarshalBinary decodes what MarshalBinary wrote.
+func (l *pendingLogin) UnmarshalBinary(b []byte) error {
+	bad := errors.New("bff: malformed login cookie")
+	if len(b) == 0 || b[0] != pendingLoginV1 {
+		return bad
+	}
+	b = b[1:]
+	var fields [4]string
+	for i := range fields {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return bad
+		}
+		fields[i], b = string(b[k:k+int(n)]), b[k+int(n):]
+	}
+	created, k := binary.Varint(b)
+	if k <= 0 || k != len(b) {
+		return bad
+	}
+	*l = pendingLogin{State: fields[0], Verifier: fields[1], Nonce: fields[2], ReturnTo: fields[3], Created: created}
+	return nil
 }
 
 // loginIndexEntry names one login cookie in the index cookie.
@@ -67,7 +130,7 @@ func newLoginCookies(sessionKeys [][]byte, secure bool, now func() time.Time) *l
 	for _, c := range codecs {
 		sc := c.(*securecookie.SecureCookie)
 		sc.MaxAge(int(loginTTL / time.Second))
-		sc.SetSerializer(securecookie.JSONEncoder{})
+		sc.SetSerializer(loginSerializer{})
 	}
 	lc := &loginCookies{codecs: codecs, prefix: "tether_login_", index: "tether_logins", secure: secure, now: now}
 	if secure {
