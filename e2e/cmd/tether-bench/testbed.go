@@ -28,7 +28,7 @@ type testbed struct {
 	// metricsURL is the BFF's metrics listener (TETHER_METRICS_ADDR).
 	metricsURL string
 	procs      []*stack.Proc
-	tr     *http.Transport // logins and the storm
+	tr         *http.Transport // logins and the storm
 }
 
 // startTestbed builds the tether and devprovider binaries and starts the
