@@ -7,10 +7,15 @@
 // encoding/json; nor time, context or fmt (see package client's doc and
 // size_test.go for the budget).
 //
-// At start it hands its bridge to globalThis.__tether_ready(bridge), which
-// web/tether.js sets before go.run (which never resolves); the bridge is
-// not left in any global, so that other scripts cannot read tokens from
-// it. It has one function:
+// Its first act is to hand its bridge, one function, to the function
+// that web/tether.js puts at globalThis.__tether_handshake just before
+// go.run and deletes right after: go.run runs main until it blocks, so the
+// handshake exists only while no other script can run, and tether.js
+// defines it as its own data property, so that an accessor another script
+// put there earlier is replaced, not called (or, if it cannot be replaced,
+// tether.js refuses to start). The bridge is passed as an argument, never
+// set as a property (a setter on Object.prototype would see it), and is
+// kept only in tether.js's closure: no other script can reach it.
 //
 //	call(op, ...args), where op is one of
 //	    "configure", bff, apiOrigins, fetch, emit, lock, share, setToken -> undefined | Error
@@ -61,29 +66,25 @@ var (
 // requestTimeout bounds every request to the BFF, in milliseconds.
 const requestTimeout = 30_000
 
+// handshake is the global through which main hands over its bridge.
+const handshake = "__tether_handshake"
+
 func main() {
-	ready := global.Get("__tether_ready")
-	if ready.Type() != js.TypeFunction {
+	hand := global.Get(handshake)
+	if hand.Type() != js.TypeFunction {
 		println("tether: start me with Tether.start (web/tether.js)")
 		return
 	}
 	b := &bridge{}
-	ready.Invoke(b.export())
+	hand.Invoke(js.FuncOf(b.call)) // lives as long as the page
 	select {}
 }
 
-// bridge is the object JS sees.
+// bridge is what JS calls.
 type bridge struct {
 	c     atomic.Pointer[client.Client]
 	bff   string   // base path of the BFF, e.g. "/bff"
 	fetch js.Value // the page's original fetch
-}
-
-// export builds the JS object. Its function lives as long as the page.
-func (b *bridge) export() js.Value {
-	o := jsObject.New()
-	o.Set("call", js.FuncOf(b.call))
-	return o
 }
 
 // call runs the operation named by its first argument.
