@@ -11,13 +11,17 @@ import (
 
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/tetherauth/tether/bff/devprovider"
 )
 
 // The attacks of a hostile script on the page (issue 9 §4): what Tether
 // hands out on its own must not reach it. Such a script can always POST
-// /bff/token itself; these tests check that Tether gives it nothing more:
-// no token through a global it can hook before Tether loads, and no token
-// sent to an origin outside apiOrigins however the URL is dressed up.
+// /bff/token itself (see the README's security model); these tests check
+// that Tether gives it nothing more: no token through the tabs' channel or
+// a global it can hook before Tether loads, no token sent to an origin
+// outside apiOrigins however the URL is dressed up, and no token of the
+// attacker's own taken up by the user's calls.
 
 // handshakeName is the global through which the WebAssembly client hands
 // its bridge to tether.js: it exists only while go.run starts the Go
@@ -32,6 +36,36 @@ func preload(t testing.TB, tab context.Context, script string) {
 	defer done()
 	if _, err := chromedp.Call(step, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: script}); err != nil {
 		t.Fatalf("adding a script to new documents: %v", err)
+	}
+}
+
+// TestHostileChannelListener: a script listening on the tabs'
+// BroadcastChannel hears the news of a refresh, never a token; the
+// listener is there from the first document on, through the login, the
+// first token and a forced refresh after an API's 401.
+func TestHostileChannelListener(t *testing.T) {
+	s := startStack(t, stackOptions{autoApprove: true})
+	tab := newTab(t)
+	preload(t, tab, `window.__heard = [];
+		new BroadcastChannel("tether").onmessage = (e) => {
+			let text;
+			try { text = JSON.stringify(e.data); } catch { text = String(e.data); }
+			window.__heard.push(text);
+		};`)
+	p := openPage(t, tab, s)
+	p.login(false)
+	p.waitFor(`window.tether.state().connected`, stepTimeout, "a first token")
+	s.control("/control/expire")
+	if r := p.callAPI(); r.Status != "200" {
+		t.Fatalf("call after /control/expire: %+v; want 200 after the forced refresh", r)
+	}
+	p.waitFor(`window.__heard.length > 0`, 5*time.Second, "a message on the channel (the forced refresh)")
+	heard := evalJS[[]string](p, `window.__heard`)
+	t.Logf("the listener heard: %q", heard)
+	for _, m := range heard {
+		if strings.Contains(m, devprovider.PrefixAccessToken) {
+			t.Errorf("a BroadcastChannel listener heard a token: %.60s…", m)
+		}
 	}
 }
 
@@ -233,5 +267,44 @@ func TestHostileToString(t *testing.T) {
 				t.Errorf("answer %v; want the API's /api/public, with the token", got)
 			}
 		})
+	}
+}
+
+// TestHostileTokenInjection: a script posts the attacker's own valid token
+// (Bob's) on the tabs' channel, in the old message form and dressed as
+// news. Alice's calls must still carry Alice's token.
+func TestHostileTokenInjection(t *testing.T) {
+	s := startStack(t, stackOptions{})
+	alice := openPage(t, newTab(t), s)
+	alice.login(true)
+	alice.waitFor(`window.tether.state().connected`, stepTimeout, "Alice's first token")
+
+	bob := openPage(t, newTab(t), s) // another browser context: Bob's own session
+	bob.markOld()
+	bob.click(selConnect)
+	bob.waitFor(`location.origin === `+strconv.Quote(s.d.DevURL)+` && !!document.querySelector("#login-bob")`, stepTimeout, "the consent page")
+	bob.click("#login-bob")
+	bob.waitReady()
+	bobToken := evalJS[string](bob, `(async () => (await (await fetch("/bff/token", { method: "POST", headers: { "X-CSRF": "1" } })).json()).access_token)()`)
+	if !strings.HasPrefix(bobToken, devprovider.PrefixAccessToken) {
+		t.Fatalf("Bob's token %q", redact(bobToken))
+	}
+	if r := alice.callAPI(); r.Status != "200" || !strings.Contains(r.Text, `"alice"`) {
+		t.Fatalf("Alice's call before the attack: %+v", r)
+	}
+	evalJS[bool](alice, `(() => {
+		const c = new BroadcastChannel("tether"), tok = `+strconv.Quote(bobToken)+`, now = Math.floor(Date.now() / 1000);
+		c.postMessage({ access_token: tok, token_type: "Bearer", expires_at: now + 3600, expires_in: 3600, refresh_buffer: 60 });
+		c.postMessage({ news: "refreshed", access_token: tok, token_type: "Bearer", expires_at: now + 3600, expires_in: 3600 });
+		c.postMessage({ news: { access_token: tok }, token: tok });
+		c.close();
+		return true;
+	})()`)
+	time.Sleep(500 * time.Millisecond) // let the messages arrive and any request they cause land
+	for i := range 3 {
+		r := alice.callAPI()
+		if r.Status != "200" || !strings.Contains(r.Text, `"alice"`) || strings.Contains(r.Text, `"bob"`) {
+			t.Errorf("Alice's call %d after the attack: %+v; want 200 as alice", i+1, r)
+		}
 	}
 }

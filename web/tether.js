@@ -34,11 +34,12 @@
  * carries the old one); tether.js keeps that copy in a private field of the
  * Tether object and sends it while Date.now() is before that moment,
  * without calling into WebAssembly. Otherwise the call waits for the
- * client's token. On a 401 it asks for a new token once and retries once
- * if the body can be sent again (none, string, URLSearchParams, Blob,
- * ArrayBuffer, a view, FormData, an unused Request; not a ReadableStream);
- * otherwise, or if no new token comes, it returns the 401. Other origins
- * are fetched untouched.
+ * client's token: while a refresh is on its way (this tab's or another
+ * tab's), that is the new token, or the old one after at most 2 s. On a
+ * 401 it asks for a new token once and retries once if the body can be
+ * sent again (none, string, URLSearchParams, Blob, ArrayBuffer, a view,
+ * FormData, an unused Request; not a ReadableStream); otherwise, or if no
+ * new token comes, it returns the 401. Other origins are fetched untouched.
  * After a reconnect, API calls reject at once with an Error named
  * "TetherReconnectRequired" (error.reason); while the BFF is unavailable
  * and no token is left, with "TetherUnavailable" (error.retryAfter, s).
@@ -59,17 +60,22 @@
  *
  * The token is held in memory only: by the WebAssembly client and in a
  * private field of the Tether object (#token), never on window, in an
- * event or in the DOM. Nothing is written to localStorage, sessionStorage,
- * IndexedDB or cookies.
+ * event, in the DOM or on the tabs' channel. Nothing is written to
+ * localStorage, sessionStorage, IndexedDB or cookies.
  * The tabs of an origin take turns asking for a token (navigator.locks
- * "tether-token") and pass a fresh one to each other in memory
- * (BroadcastChannel "tether"), so N tabs cost one /bff/token per refresh.
+ * "tether-token") and tell each other, on BroadcastChannel "tether", that
+ * a refresh is starting and how it ended, never the token: any script of
+ * the origin can listen there (see class Tabs). A refresh request leaves
+ * once the other tabs have answered that their new calls wait for it (at
+ * most 100 ms); a tab that hears "refreshed" asks the BFF for the new
+ * token, which it answers from its vault, so N tabs cost one refresh and N
+ * /bff/token requests.
  *
  * Load wasm_exec.js and tether.js before any other script: tether.js keeps
  * the built-ins it uses (fetch, URL, Request, Headers, BroadcastChannel,
  * Go) as they are when it loads. A script that runs earlier can replace
  * them, and no script on the page can be kept from asking POST /bff/token
- * itself.
+ * itself (see the README's security model).
  */
 (function (global) {
   "use strict";
@@ -97,6 +103,7 @@
     ? new NativeURL(script.dataset.wasm, doc.baseURI).href : "";
   const CSRF = { "X-CSRF": "1" };
   const MAX_ORIGINS = 256; // remembered answers of "allowed", then start over
+  const ACK_WAIT = 100;    // ms a refresh request waits for the other tabs' "holding"
   // HANDSHAKE is the global through which the Go program hands over its
   // bridge (wasm/main.go). It exists only while go.run runs the program's
   // main, which does that first: no other script runs meanwhile.
@@ -163,23 +170,17 @@
       super();
       this.#call = call;
       this.#bff = bff;
-      const channel = typeof Channel === "function" ? new Channel("tether") : null;
+      const tabs = typeof Channel === "function" ? new Tabs(call) : null;
       const emit = (type, expiresAt, reason, retryAfter) =>
         this.dispatchEvent(new CustomEvent(type, { detail: detail(type, expiresAt, reason, retryAfter) }));
-      const share = channel && ((token, expiresAt, expiresIn, refreshBuffer) => channel.postMessage({
-        access_token: token, token_type: "Bearer", expires_at: expiresAt, expires_in: expiresIn, refresh_buffer: refreshBuffer,
-      }));
       const lock = global.navigator && navigator.locks ? withLock : null;
       const setToken = (token, until) => {
         this.#token = token;
         this.#until = token ? until : 0;
       };
-      const err = call("configure", bff, apiOrigins, nativeFetch, emit, lock, share, setToken);
+      const err = call("configure", bff, apiOrigins, nativeFetch, emit, lock, tabs && ((news) => tabs.announce(news)), setToken);
       if (err) throw err;
-      if (channel) {
-        channel.onmessage = ({ data: m }) =>
-          m && call("offer", m.access_token, m.expires_at, m.expires_in, m.refresh_buffer);
-      }
+      if (tabs) tabs.open();
       if (doc) {
         doc.addEventListener("visibilitychange", () => {
           if (doc.visibilityState === "visible") call("visible");
@@ -274,6 +275,86 @@
     }
   }
 
+  // Tabs is the tabs' channel (BroadcastChannel "tether"). It carries
+  // news, never a token: {tab, news} with news one of "refreshing",
+  // "refreshed", "unchanged" (for the client, see wasm/client.News),
+  // "holding" (the answer to "refreshing": this tab's new calls now wait
+  // for the new token), and "hello", "here", "bye" (which tabs are open).
+  // A tab about to send a refresh request posts "refreshing" and waits
+  // until every tab it knows has answered "holding", at most ACK_WAIT ms,
+  // so that no tab sends the old token once the request has left.
+  class Tabs {
+    #channel = new Channel("tether");
+    #call;
+    #id = String(Math.random()).slice(2) + String(Date.now());
+    #peers = new Set(); // the other tabs, by id
+    #waiting = null;    // {pending: Set of ids, done()} while a refresh waits for them
+
+    constructor(call) {
+      this.#call = call;
+      this.#channel.onmessage = ({ data }) => this.#receive(data);
+    }
+
+    open() {
+      this.#post("hello");
+      global.addEventListener("pagehide", () => this.#post("bye"));
+      global.addEventListener("pageshow", (e) => e.persisted && this.#post("hello"));
+    }
+
+    #post(news, to) {
+      this.#channel.postMessage({ tab: this.#id, news, to });
+    }
+
+    // announce posts the client's news; for "refreshing" it returns a
+    // Promise that settles once the known tabs hold their calls.
+    announce(news) {
+      this.#post(news);
+      if (news !== "refreshing" || this.#peers.size === 0) return undefined;
+      return new Promise((resolve) => {
+        const pending = new Set(this.#peers);
+        const w = {
+          pending,
+          done: () => {
+            if (this.#waiting !== w) return;
+            this.#waiting = null;
+            clearTimeout(timer);
+            resolve();
+          },
+        };
+        const timer = setTimeout(() => {
+          for (const tab of pending) this.#peers.delete(tab); // silent: gone, or frozen
+          w.done();
+        }, ACK_WAIT);
+        this.#waiting = w;
+      });
+    }
+
+    #receive(data) {
+      if (data === null || typeof data !== "object") return;
+      const { tab, news, to } = data;
+      if (typeof tab !== "string" || typeof news !== "string") return;
+      const w = this.#waiting;
+      switch (news) {
+        case "bye":
+          this.#peers.delete(tab);
+          if (w && w.pending.delete(tab) && w.pending.size === 0) w.done();
+          return;
+        case "hello":
+          this.#post("here");
+          break;
+        case "holding":
+          if (to === this.#id && w && w.pending.delete(tab) && w.pending.size === 0) w.done();
+          break;
+        case "here":
+          break;
+        default:
+          this.#call("news", news); // the client asks the BFF for any token
+          if (news === "refreshing") this.#post("holding", tab); // its new calls wait from now on
+      }
+      this.#peers.add(tab);
+    }
+  }
+
   function detail(type, expiresAt, reason, retryAfter) {
     switch (type) {
       case "token": return { expiresAt };
@@ -283,15 +364,9 @@
     }
   }
 
-  // withLock runs run() under the tabs' lock. A tab that had to wait gives
-  // the holder's BroadcastChannel message a moment to arrive: the client
-  // then finds the fresh token in its cache and asks the BFF for nothing.
+  // withLock runs run() under the tabs' lock.
   function withLock(run) {
-    return navigator.locks.request("tether-token", { ifAvailable: true }, (lock) =>
-      lock ? run() : navigator.locks.request("tether-token", async () => {
-        await new Promise((resolve) => setTimeout(resolve, 25));
-        return run();
-      }));
+    return navigator.locks.request("tether-token", run);
   }
 
   // replayable tells whether a request can be sent a second time.

@@ -5,7 +5,8 @@ package client
 const Forever int64 = 1<<63 - 1
 
 // publish gives Config.OnToken what Cached now returns, if that changed
-// since the last call: the token ("" for none) and until, the Unix
+// since the last call: the token ("" for none, and while a refresh holds
+// new calls) and until, the Unix
 // millisecond from which it must not be used (the token's expiry less the
 // skew, never later than the expiry; Forever when it has none). A caller
 // that keeps this pair and uses the token only while now < until gets
@@ -25,6 +26,9 @@ func (c *Client) publish() {
 	defer c.pubMu.Unlock()
 	c.mu.Lock()
 	tok, until := c.usableUntilLocked()
+	if c.hold != nil {
+		tok, until = "", 0 // new calls ask Token, which waits
+	}
 	c.mu.Unlock()
 	if tok == c.pubToken && until == c.pubUntil {
 		return
