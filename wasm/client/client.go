@@ -202,8 +202,10 @@ type Client struct {
 	failure   string // Reason of the last failure while degraded
 	timer     Timer
 	timerGen  uint64
-	hold      *hold  // new calls wait for a refresh in progress; nil when not
-	newsSeq   uint64 // NewsRefreshing and NewsRefreshed received
+	hold      *hold   // new calls wait for a refresh in progress; nil when not
+	ended     []*hold // holds over, whose waiters the next publish wakes
+	newsSeq   uint64  // NewsRefreshing and NewsRefreshed received
+	peerUntil int64   // until then another tab is refreshing (it said so, not yet how it ended)
 	closed    bool
 
 	// What OnToken was last given; guarded by pubMu, taken before mu.
@@ -417,11 +419,13 @@ func (c *Client) News(kind string) {
 	switch kind {
 	case NewsRefreshing:
 		c.newsSeq++
+		c.peerUntil = now + maxHold
 		if !c.degraded {
 			c.holdLocked(now)
 		}
 	case NewsRefreshed:
 		c.newsSeq++
+		c.peerUntil = 0
 		switch f := c.flight; {
 		case f == nil:
 			c.retryAt = 0
@@ -432,6 +436,7 @@ func (c *Client) News(kind string) {
 			f.stale = true
 		}
 	case NewsUnchanged:
+		c.peerUntil = 0
 		if c.flight == nil {
 			c.releaseLocked()
 		}

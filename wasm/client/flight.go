@@ -65,12 +65,15 @@ func (c *Client) run(f *flight) {
 // sending marks f sent and says what to tell the other tabs: how a refresh
 // ended (tell), and first that it starts — unless this tab is degraded,
 // when they need not wait for an attempt that will likely fail. A request
-// that started before another tab's news says nothing: that tab is the one
-// refreshing, and this request only fetches its token.
+// says nothing if another tab's news came since it started, or another tab
+// said it is refreshing and not yet how that ended (its word may come
+// after the tab lock): that tab is the one refreshing, and this request
+// only fetches its token.
 func (c *Client) sending(f *flight) (tell, starting bool) {
+	now := c.now()
 	c.mu.Lock()
 	f.sent = true
-	tell = c.peers != nil && f.refresh && f.newsSeq == c.newsSeq
+	tell = c.peers != nil && f.refresh && f.newsSeq == c.newsSeq && now >= c.peerUntil
 	c.mu.Unlock()
 	return tell, tell && !f.degraded
 }

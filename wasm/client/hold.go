@@ -36,11 +36,13 @@ func (c *Client) holdLocked(now int64) {
 	c.hold = h
 }
 
-// releaseLocked ends the hold, if any: its waiters look again.
+// releaseLocked ends the hold, if any. Its waiters look again once the
+// caller has published the change (publish wakes them), so that the page's
+// copy is current before they act.
 func (c *Client) releaseLocked() {
 	if h := c.hold; h != nil {
 		c.hold = nil
 		h.timer.Stop()
-		close(h.done)
+		c.ended = append(c.ended, h)
 	}
 }

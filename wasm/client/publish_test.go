@@ -72,6 +72,7 @@ func TestOnTokenFollowsTheToken(t *testing.T) {
 		c.Reset()
 		wantCached(t, c, "")
 		mustToken(t, c, "tok-5")
+		synctest.Wait() // its token event comes after the waiters wake
 		c.Logout()
 		wantCached(t, c, "")
 
