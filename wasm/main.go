@@ -37,6 +37,7 @@
 //	    "token"                     -> Promise<string>
 //	    "recover", rejected         -> Promise<string>, after an API's 401
 //	    "news", kind                a sibling tab's news (client.Client.News)
+//	    "nosession"                 GET /bff/session said there is none (client.Client.NoSession)
 //	    "prefetch", "visible", "login", "restart", "logout" -> undefined
 //	    "state"                     -> [connected, expiresAt, degraded, reason]
 //
@@ -114,6 +115,8 @@ func (b *bridge) call(_ js.Value, args []js.Value) any {
 		return promise(func() (string, error) { return c.Recover(rejected) })
 	case "news":
 		c.News(str(args, 0))
+	case "nosession":
+		c.NoSession()
 	case "prefetch":
 		c.Prefetch()
 	case "visible":

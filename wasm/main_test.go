@@ -273,6 +273,22 @@ func TestTimer(t *testing.T) {
 	var _ client.Timer = stopped
 }
 
+// TestNoSession: told by the page that GET /bff/session found none, the
+// client rejects token calls at once, without a request, and says why.
+func TestNoSession(t *testing.T) {
+	b, fetch, emit := configured(t)
+	b.op("nosession")
+	if _, err := await(b.op("token")); err == nil || !strings.Contains(err.Error(), "TetherReconnectRequired") {
+		t.Fatalf("token() error %v; want TetherReconnectRequired", err)
+	}
+	if n := fetch.Get("calls").Length(); n != 0 {
+		t.Errorf("%d requests; want none", n)
+	}
+	if got := log(emit); got != "reconnect" || emit.Get("events").Index(0).Get("reason").String() != "no_session" {
+		t.Errorf("events %q; want one reconnect(no_session)", got)
+	}
+}
+
 // TestNews: the announce hook gets news, never a token, and the refresh
 // request waits for the Promise it returns; news from another tab reaches
 // the client.

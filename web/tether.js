@@ -44,6 +44,10 @@
  * "TetherReconnectRequired" (error.reason); while the BFF is unavailable
  * and no token is left, with "TetherUnavailable" (error.retryAfter, s).
  *
+ * At start it asks GET /bff/session (alongside the WebAssembly download)
+ * and, when there is no session, asks for no token: the page gets
+ * "reconnect" with reason "no_session" and the console stays clean.
+ *
  * tether.state()        -> {connected, expiresAt, degraded, reason}
  * tether.login(path?)   navigates to the BFF's login, back to path (default: here)
  * tether.logout()       -> Promise; POST /bff/logout, then a "logout" event
@@ -124,10 +128,16 @@
       throw new Error("tether: load wasm_exec.js before starting Tether");
     }
     const bff = (options.bff || "/bff").replace(/\/+$/, "");
+    // Is there a session at all? Asked during the download, so that a
+    // signed-in page waits no longer for its token; without a session,
+    // no token is asked for (the 401 would be a console error).
+    const session = nativeFetch(bff + "/session", { credentials: "same-origin", cache: "no-store", headers: CSRF })
+      .then((res) => (res.ok ? res.json() : null))
+      .catch(() => null);
     const wasm = options.wasm || scriptWasm || (await wasmFromManifest());
     const go = new Go();
     const { instance } = await instantiateStreaming(nativeFetch(wasm), go.importObject);
-    return new Tether(register(go, instance), bff, options.apiOrigins || []);
+    return new Tether(register(go, instance), bff, options.apiOrigins || [], session);
   }
 
   // register runs the Go program, which hands its bridge, a function, to
@@ -165,8 +175,9 @@
     #until = 0;                 // Date.now() from which #token must not be used
     #apis = { __proto__: null }; // origin -> is it an API origin (the client's answer)
     #apiCount = 0;
+    #gate;                      // until the first token request may go; then null
 
-    constructor(call, bff, apiOrigins) {
+    constructor(call, bff, apiOrigins, session) {
       super();
       this.#call = call;
       this.#bff = bff;
@@ -188,8 +199,14 @@
       }
       this.fetch = this.fetch.bind(this);
       // After the caller's `await Tether.start()` has run, so that its
-      // listeners see the first token or reconnect event.
-      setTimeout(() => call("prefetch"), 0);
+      // listeners see the first token or reconnect event; and once the BFF
+      // said whether there is a session.
+      this.#gate = new Promise((resolve) => setTimeout(resolve, 0))
+        .then(() => session)
+        .then((s) => {
+          this.#gate = null;
+          call(s && s.authenticated === false ? "nosession" : "prefetch");
+        });
     }
 
     async fetch(input, init) {
@@ -215,6 +232,7 @@
       let token = this.#token;
       if (!token || Date.now() >= this.#until) {
         this.#token = ""; // past its moment: ask the client, which refreshes or says why not
+        if (this.#gate) await this.#gate;
         token = await this.#call("token");
       }
       const replay = replayable(request, init);

@@ -445,6 +445,22 @@ func (c *Client) News(kind string) {
 	c.publish()
 }
 
+// NoSession is told that the BFF has no session for this browser (its
+// GET /bff/session said so) before a token was asked for: the client then
+// stands as after a reconnect_required no_session answer, with its
+// reconnect event, without making that request. It does nothing once a
+// token is cached or requested.
+func (c *Client) NoSession() {
+	c.mu.Lock()
+	if c.closed || c.reconnect != "" || c.flight != nil || c.tok.AccessToken != "" {
+		c.mu.Unlock()
+		return
+	}
+	c.reconnect = wire.ReasonNoSession
+	c.mu.Unlock()
+	c.emit([]Event{{Kind: EventReconnect, Reason: wire.ReasonNoSession}})
+}
+
 // Reset forgets the token and any reconnect or backoff state, as when the
 // user logs in again; the next Token asks the BFF.
 func (c *Client) Reset() {

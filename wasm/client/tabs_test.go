@@ -402,3 +402,23 @@ func TestNewsEndsBackoff(t *testing.T) {
 		}
 	})
 }
+
+// TestNoSession: told there is no session before asking, the client
+// stands as after a no_session answer, without a request.
+func TestNoSession(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &fakeSource{reply: issuing(600, 60)}
+		c, rec := newClient(t, src)
+		c.NoSession()
+		if _, err := c.Token(); err == nil || err.(*ReconnectError).Reason != wire.ReasonNoSession {
+			t.Errorf("Token() error %v; want a reconnect (no_session)", err)
+		}
+		if src.count() != 0 || rec.kinds() != "reconnect(no_session)" {
+			t.Errorf("%d requests, events %q; want none and one reconnect", src.count(), rec.kinds())
+		}
+		c.Reset()
+		mustToken(t, c, "tok-1")
+		c.NoSession() // too late: a token is cached
+		wantCached(t, c, "tok-1")
+	})
+}
