@@ -174,7 +174,7 @@ func smokePair(t *testing.T) (pageURL, apiURL string) {
 // one came.
 func hostileSetup(t *testing.T) (*stack, *page, *authEcho, string) {
 	t.Helper()
-	s := startStack(t, stackOptions{autoApprove: true})
+	s := startStack(t, stackOptions{autoApprove: true, csp: loopbackCSP})
 	echo := &authEcho{page: s.d.URL}
 	echoSrv := httptest.NewServer(echo)
 	t.Cleanup(echoSrv.Close)
