@@ -11,16 +11,22 @@ import (
 	"time"
 
 	"github.com/tetherauth/tether/bff/provider"
-	"github.com/tetherauth/tether/shared/wire"
 )
 
 // Config is everything the BFF needs. FromEnv fills it from TETHER_*
 // variables; a program that embeds the BFF may fill it directly.
 type Config struct {
 	// PublicURL is the origin the browser sees, e.g. https://app.example.
-	// The redirect URI is PublicURL + /bff/callback. Cookies are Secure
-	// unless it is plain-http localhost.
+	// The redirect URI is PublicURL + BasePath + /callback. Cookies are
+	// Secure unless it is plain-http localhost.
 	PublicURL string
+	// BasePath is where the BFF's routes live, e.g. /auth. Default /bff
+	// (wire.BasePath). The browser client is started with the same path.
+	BasePath string
+	// APIOrigins are the origins to which Client sends the user's access
+	// token from server-side code, e.g. https://api.example. A request
+	// through Client to any other origin fails (see Client).
+	APIOrigins []string
 
 	// Provider names a preset (see provider.Preset): "github", "google",
 	// "entra", or "oidc" (generic discovery from Issuer). A preset fills
@@ -113,6 +119,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		GitHubAPIURL: getenv("TETHER_GITHUB_API_URL"),
 		EntraTenant:  getenv("TETHER_ENTRA_TENANT"),
 		PublicURL:    getenv("TETHER_PUBLIC_URL"),
+		BasePath:     getenv("TETHER_BASE_PATH"),
 		Endpoints: provider.Endpoints{
 			Issuer:      getenv("TETHER_ISSUER"),
 			AuthURL:     getenv("TETHER_AUTH_URL"),
@@ -124,6 +131,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		ClientSecret: getenv("TETHER_CLIENT_SECRET"),
 		RedisURL:     getenv("TETHER_REDIS_URL"),
 		WebDir:       getenv("TETHER_WEB_DIR"),
+	}
+	if s := getenv("TETHER_API_ORIGINS"); s != "" {
+		c.APIOrigins = strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' })
 	}
 	if s := getenv("TETHER_SCOPES"); s != "" {
 		c.Scopes = strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' })
@@ -210,6 +220,12 @@ func (c *Config) validate() error {
 	c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
 	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
 		return &ConfigError{"TETHER_PUBLIC_URL", fmt.Errorf("%q is plain http on a non-loopback host; session cookies need https", c.PublicURL)}
+	}
+	if err := c.checkBasePath(); err != nil {
+		return err
+	}
+	if err := c.checkAPIOrigins(); err != nil {
+		return err
 	}
 	if c.ClientID == "" {
 		return &ConfigError{"TETHER_CLIENT_ID", errors.New("is empty")}
@@ -307,6 +323,6 @@ func (c *Config) providerVar() string {
 // parameters under c.AuthParams), with the secret and the redirect URL.
 func (c *Config) providerConfig() provider.Config {
 	pc := c.resolved
-	pc.ClientSecret, pc.RedirectURL = c.ClientSecret, c.PublicURL+wire.PathCallback
+	pc.ClientSecret, pc.RedirectURL = c.ClientSecret, c.PublicURL+c.BasePath+routeCallback
 	return pc
 }

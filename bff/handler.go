@@ -23,9 +23,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
-	"github.com/gin-contrib/sessions"
 	"github.com/gin-gonic/gin"
 
 	"github.com/tetherauth/tether/bff/provider"
@@ -65,9 +65,11 @@ type Handler struct {
 	vault      sessionVault
 	provider   oauthProvider
 	refresher  *refresh.Refresher
-	engine     *gin.Engine
+	engine     *gin.Engine // built by ServeHTTP's first call (see Register)
+	engineOnce sync.Once
 	metrics    *metrics
 	cookieName string
+	cookies    *cookieStore
 	web        http.Handler // static files; nil without WebDir
 }
 
@@ -110,7 +112,6 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 			return nil, &ConfigError{"TETHER_WEB_DIR", err}
 		}
 	}
-	s.engine = s.routes()
 	return s, nil
 }
 
@@ -133,11 +134,17 @@ func newHandler(cfg Config, v sessionVault, p oauthProvider) *Handler {
 	if cfg.secureCookies() {
 		s.cookieName = "__Host-tether_session"
 	}
+	s.cookies = s.sessionStore()
 	return s
 }
 
-// ServeHTTP answers one request.
-func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+// ServeHTTP answers one request. The Handler's own Gin engine is built on
+// the first call: an application that mounts the routes on its router
+// (Register) never builds it.
+func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.engineOnce.Do(func() { s.engine = s.routes() })
+	s.engine.ServeHTTP(w, r)
+}
 
 // Close releases the vault (and stops the embedded Redis, if any).
 func (s *Handler) Close() error { return s.vault.Close() }
@@ -147,47 +154,23 @@ func (s *Handler) routes() *gin.Engine {
 	r.HandleMethodNotAllowed = true
 	r.Use(s.recover, s.accessLog)
 
-	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
-	r.GET("/readyz", s.handleReady)
+	r.GET("/healthz", gin.WrapH(s.HealthHandler()))
+	r.GET("/readyz", gin.WrapH(s.ReadyHandler()))
 	r.GET("/metrics", gin.WrapH(s.metrics.handler()))
 
-	keys := make([][]byte, 0, 2*len(s.cfg.SessionKeys))
-	for _, k := range s.cfg.SessionKeys {
-		keys = append(keys, derive(k, "tether cookie hmac"), derive(k, "tether cookie aes"))
-	}
-	cs := newCookieStore(keys...)
-	cs.Options(sessions.Options{
-		Path:     "/",
-		MaxAge:   int(s.cfg.SessionMaxAge / time.Second),
-		Secure:   s.cfg.secureCookies(),
-		HttpOnly: true,
-		SameSite: http.SameSiteLaxMode,
-	})
-	cs.MaxAge(int(s.cfg.SessionMaxAge / time.Second)) // also bounds the cookie's signed timestamp
-
-	b := r.Group(wire.BasePath, noStore, sessions.Sessions(s.cookieName, cs))
-	b.GET("/login", s.handleLogin)
-	b.GET("/callback", s.handleCallback)
-	j := b.Group("", requireCSRF)
-	j.GET("/session", s.handleSession)
-	j.POST("/token", s.handleToken)
-	j.POST("/logout", s.handleLogout)
+	s.mount(r.Group(s.cfg.BasePath))
 
 	r.NoMethod(func(c *gin.Context) {
 		writeError(c, wire.ErrMethodNotAllowed, "", "this route does not take "+c.Request.Method)
 	})
 	r.NoRoute(func(c *gin.Context) {
-		if s.web != nil && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) && !isBFFPath(c.Request.URL.Path) {
+		if s.web != nil && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) && !s.isBFFPath(c.Request.URL.Path) {
 			s.web.ServeHTTP(c.Writer, c.Request)
 			return
 		}
 		writeError(c, wire.ErrNotFound, "", "no such route")
 	})
 	return r
-}
-
-func isBFFPath(p string) bool {
-	return p == wire.BasePath || len(p) > len(wire.BasePath) && p[:len(wire.BasePath)+1] == wire.BasePath+"/"
 }
 
 // noStore marks every BFF answer uncacheable: they carry tokens or
@@ -243,17 +226,6 @@ func (s *Handler) accessLog(c *gin.Context) {
 	s.log.Log(c.Request.Context(), level, "request",
 		"method", c.Request.Method, "path", c.Request.URL.Path,
 		"status", c.Writer.Status(), "duration", time.Since(start))
-}
-
-func (s *Handler) handleReady(c *gin.Context) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
-	defer cancel()
-	if err := s.vault.Ping(ctx); err != nil {
-		s.log.Warn("readyz: vault unreachable", "err", err)
-		c.String(http.StatusServiceUnavailable, "vault unreachable\n")
-		return
-	}
-	c.String(http.StatusOK, "ready\n")
 }
 
 // writeError sends the one error shape of the contract.

@@ -206,7 +206,7 @@ h1{font-size:1.4rem}a.button{display:inline-block;margin-top:1rem;padding:.6rem 
 func (s *Handler) errorPage(c *gin.Context, status int, title, msg, returnTo string) {
 	c.Header("Content-Type", "text/html; charset=utf-8")
 	c.Status(status)
-	retry := wire.PathLogin + "?return_to=" + url.QueryEscape(returnTo)
+	retry := s.LoginURL(returnTo)
 	if err := errorPageTmpl.Execute(c.Writer, map[string]string{"Title": title, "Message": msg, "Retry": retry}); err != nil {
 		s.log.Error("rendering the error page", "err", err)
 	}
