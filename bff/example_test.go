@@ -114,7 +114,7 @@ func ExampleTokenSource() {
 	r := gin.New()
 	h.Register(r)
 	r.GET("/profile", h.RequireSession(bff.Page), func(c *gin.Context) {
-		client := oauth2.NewClient(c, bff.TokenSource(c))
+		client := oauth2.NewClient(c.Request.Context(), bff.TokenSource(c))
 		resp, err := client.Get(issuer + "/api/me")
 		if err != nil {
 			c.String(http.StatusBadGateway, err.Error())
@@ -146,7 +146,7 @@ func ExampleClient() {
 	r := gin.New()
 	h.Register(r)
 	r.GET("/profile", h.RequireSession(bff.Page), func(c *gin.Context) {
-		req, _ := http.NewRequestWithContext(c, http.MethodGet, issuer+"/api/me", nil)
+		req, _ := http.NewRequestWithContext(c.Request.Context(), http.MethodGet, issuer+"/api/me", nil)
 		resp, err := bff.Client(c).Do(req)
 		switch {
 		case errors.Is(err, bff.ErrReconnect):

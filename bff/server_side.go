@@ -246,8 +246,10 @@ func (b *bound) token(r *http.Request, want refresh.Want) (refresh.Result, error
 // during a provider outage, and ErrStorage when the vault is unreachable.
 // A request to an origin outside Config.APIOrigins fails without being
 // sent; a redirect to one is followed without the token. Make requests
-// with the handler's context (http.NewRequestWithContext(c, ...)) so they
-// end with the request.
+// with the request's context, http.NewRequestWithContext(
+// c.Request.Context(), ...), so that they end with it; not with c itself:
+// Gin reuses a gin.Context once the handler returns, while the HTTP
+// transport may still look at a request's context.
 func Client(c *gin.Context) *http.Client {
 	return &http.Client{Transport: Transport(c, nil)}
 }
@@ -271,6 +273,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.b == nil {
 		closeBody(req)
 		return nil, errNoSession
+	}
+	if gc, ok := req.Context().(*gin.Context); ok && gc.Request != nil {
+		// Made with c as its context: the transport below must not keep a
+		// gin.Context, which Gin reuses once the handler returns.
+		req = req.WithContext(gc.Request.Context())
 	}
 	if !t.b.h.apiOrigin(req.URL) {
 		if req.Response != nil {

@@ -79,7 +79,7 @@ func serverSideApp(t *testing.T, api string) *stack {
 				var wg sync.WaitGroup
 				for i := range n {
 					wg.Go(func() {
-						req, _ := http.NewRequestWithContext(c, http.MethodGet, c.Query("url"), nil)
+						req, _ := http.NewRequestWithContext(c.Request.Context(), http.MethodGet, c.Query("url"), nil)
 						res[i] = callWith(Client(c), req)
 					})
 				}
@@ -100,7 +100,7 @@ func serverSideApp(t *testing.T, api string) *stack {
 							body = io.MultiReader(body) // no GetBody: not replayable
 						}
 					}
-					req, _ := http.NewRequestWithContext(c, c.DefaultQuery("method", "GET"), c.Query("url"), body)
+					req, _ := http.NewRequestWithContext(c.Request.Context(), c.DefaultQuery("method", "GET"), c.Query("url"), body)
 					res = append(res, callWith(client, req))
 				}
 				c.JSON(200, res)
