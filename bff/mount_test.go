@@ -199,8 +199,8 @@ func TestRegisterInAppEngine(t *testing.T) {
 	if code := b.jsonCall("POST", app+"/auth/logout", nil); code != 204 {
 		t.Errorf("POST /auth/logout = %d; want 204", code)
 	}
-	if r := b.tokenAt(app+"/auth", nil); r.status != 401 || r.err.Reason != wire.ReasonNoSession {
-		t.Errorf("POST /auth/token after logout = %d %+v; want 401 no_session", r.status, r.err)
+	if r := b.tokenAt(app+"/auth", nil); r.status != 401 || r.err.Reason != wire.ReasonSignedOut {
+		t.Errorf("POST /auth/token after logout = %d %+v; want 401 signed_out", r.status, r.err)
 	}
 	s.assertNoSecrets(b)
 }

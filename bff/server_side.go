@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	gsessions "github.com/gorilla/sessions"
 	"golang.org/x/oauth2"
 
 	"github.com/tetherauth/tether/bff/refresh"
@@ -37,13 +38,17 @@ var (
 	ErrUnavailable = refresh.ErrUnavailable
 	// ErrStorage: the vault could not be reached; nothing was lost.
 	ErrStorage = refresh.ErrStorage
+	// ErrThrottled: after an API's 401, the session has used up its forced
+	// refreshes for now (Config.ForceRate); try again after RetryAfter.
+	ErrThrottled = refresh.ErrThrottled
 )
 
-// ReconnectError and UnavailableError are the refresh engine's typed
-// errors (see ErrReconnect and ErrUnavailable).
+// ReconnectError, UnavailableError and ThrottledError are the refresh
+// engine's typed errors (see ErrReconnect, ErrUnavailable, ErrThrottled).
 type (
 	ReconnectError   = refresh.ReconnectError
 	UnavailableError = refresh.UnavailableError
+	ThrottledError   = refresh.ThrottledError
 )
 
 // Mode says what RequireSession does with a request that has no session.
@@ -89,8 +94,10 @@ type bound struct {
 // RequireSession is middleware for the application's routes: it reads
 // Tether's session cookie, checks that the vault holds the session, and
 // leaves it on the gin.Context for SessionFrom, TokenSource and Client.
-// Without a session it answers as mode says and stops the chain; a stale
-// cookie (a session that ended) is deleted. When the vault cannot be
+// Without a session it answers as mode says and stops the chain. For a
+// session that ended (revoked, expired, signed out) the 401's reason says
+// why, and the cookie is rewritten to say so, as POST /token does; a
+// cookie the vault no longer knows is deleted. When the vault cannot be
 // reached it answers 503 storage_unavailable with Retry-After, and the
 // session is kept. It costs one vault read per request and refreshes
 // nothing.
@@ -120,24 +127,39 @@ func (s *Handler) OptionalSession() gin.HandlerFunc {
 	}
 }
 
+// endedKey is where bind leaves, on a gin.Context, why the request's
+// session ended (revoked, expired, signed_out) when it knows.
+const endedKey = "github.com/tetherauth/tether/bff.ended"
+
 // bind finds the request's session and puts it on c. It reports false
-// when there is none, and aborts c when the vault failed.
+// when there is none, and aborts c when the vault failed. A session that
+// ended leaves its reason on c, and the cookie is replaced by one that
+// says so (as POST /token does), or deleted when the vault has forgotten
+// it.
 func (s *Handler) bind(c *gin.Context) bool {
 	if b, ok := c.Get(sessionKey); ok {
 		if b, ok := b.(*bound); ok && b.h == s {
 			return true
 		}
 	}
-	sid := s.cookieSID(c.Request)
+	sid, ended := s.cookieSession(c.Request)
 	if sid == "" {
+		if ended != "" {
+			c.Set(endedKey, ended)
+		}
 		return false
 	}
 	rec, err := s.vault.Get(c.Request.Context(), sid)
-	if errors.Is(err, vault.ErrNotFound) {
+	var ee *vault.EndedError
+	switch {
+	case errors.As(err, &ee):
+		c.Set(endedKey, ee.Reason)
+		s.writeEndedCookie(c.Writer, c.Request, ee.Reason)
+		return false
+	case errors.Is(err, vault.ErrNotFound):
 		s.expireCookie(c.Writer)
 		return false
-	}
-	if err != nil {
+	case err != nil:
 		s.log.Error("session: reading the vault", "err", err)
 		c.Header(wire.HeaderRetryAfter, strconv.Itoa(seconds(s.cfg.RetryAfter)))
 		writeStorageError(c, err)
@@ -151,11 +173,22 @@ func (s *Handler) bind(c *gin.Context) bool {
 	return true
 }
 
+// endedOn is why the request's session ended, as bind found it, or
+// wire.ReasonNoSession.
+func endedOn(c *gin.Context) string {
+	switch r := c.GetString(endedKey); r {
+	case wire.ReasonRevoked, wire.ReasonExpired, wire.ReasonSignedOut:
+		return r
+	}
+	return wire.ReasonNoSession
+}
+
 // refuse answers a request without a session.
 func (s *Handler) refuse(c *gin.Context, mode Mode) {
 	c.Header("Cache-Control", "no-store")
 	if mode == API {
-		writeError(c, wire.ErrReconnectRequired, wire.ReasonNoSession, "no session: sign in")
+		reason := endedOn(c)
+		writeError(c, wire.ErrReconnectRequired, reason, reconnectMessage(reason))
 		c.Abort()
 		return
 	}
@@ -183,11 +216,16 @@ func boundTo(c *gin.Context) *bound {
 	return b
 }
 
-// errNoSession is what server-side calls on a request without a session
-// return: a ReconnectError, so that errors.Is(err, ErrReconnect).
-var errNoSession = &refresh.ReconnectError{
-	Reason: refresh.ReasonNoSession,
-	Msg:    "bff: no session on this request: sign in (RequireSession or OptionalSession must run first)",
+// noSession is what server-side calls on a request without a session
+// return: a ReconnectError (errors.Is(err, ErrReconnect)) with the reason
+// the session ended, if bind saw it end.
+func noSession(c *gin.Context) error {
+	reason := endedOn(c)
+	msg := "bff: no session on this request: sign in (RequireSession or OptionalSession must run first)"
+	if reason != wire.ReasonNoSession {
+		msg = "bff: " + reconnectMessage(reason)
+	}
+	return &refresh.ReconnectError{Reason: refresh.Reason(reason), Msg: msg}
 }
 
 // TokenSource returns the user's access token source for this request's
@@ -201,18 +239,19 @@ var errNoSession = &refresh.ReconnectError{
 //
 // To call an API, Client is simpler: it also recovers from a 401.
 func TokenSource(c *gin.Context) oauth2.TokenSource {
-	return &tokenSource{b: boundTo(c), req: c.Request}
+	return &tokenSource{b: boundTo(c), req: c.Request, none: noSession(c)}
 }
 
 type tokenSource struct {
-	b   *bound
-	req *http.Request
+	b    *bound
+	req  *http.Request
+	none error // without a session
 }
 
 // Token implements oauth2.TokenSource.
 func (ts *tokenSource) Token() (*oauth2.Token, error) {
 	if ts.b == nil {
-		return nil, errNoSession
+		return nil, ts.none
 	}
 	res, err := ts.b.token(ts.req, refresh.Want{})
 	if err != nil {
@@ -242,8 +281,12 @@ func (b *bound) token(r *http.Request, want refresh.Want) (refresh.Result, error
 // and a call never loops.
 //
 // Errors wrap ErrReconnect when the session is over (revoked, expired,
-// or no session on the request) — no request is sent then — ErrUnavailable
-// during a provider outage, and ErrStorage when the vault is unreachable.
+// signed out, or no session on the request) — no request is sent then —
+// ErrUnavailable during a provider outage, ErrThrottled when the
+// session's forced refreshes are used up for now, and ErrStorage when the
+// vault is unreachable. A forced refresh of a token that a forced refresh
+// issued moments ago (Config.ForceMinAge) brings that token back: the
+// 401 is then returned as it is.
 // A request to an origin outside Config.APIOrigins fails without being
 // sent; a redirect to one is followed without the token. Make requests
 // with the request's context, http.NewRequestWithContext(
@@ -260,19 +303,20 @@ func Transport(c *gin.Context, base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	return &transport{b: boundTo(c), base: base}
+	return &transport{b: boundTo(c), base: base, none: noSession(c)}
 }
 
 type transport struct {
 	b    *bound
 	base http.RoundTripper
+	none error // without a session
 }
 
 // RoundTrip implements http.RoundTripper.
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.b == nil {
 		closeBody(req)
-		return nil, errNoSession
+		return nil, t.none
 	}
 	if gc, ok := req.Context().(*gin.Context); ok && gc.Request != nil {
 		// Made with c as its context: the transport below must not keep a
@@ -377,17 +421,33 @@ func (c *Config) checkAPIOrigins() error {
 	return nil
 }
 
-// cookieSID reads the session id from Tether's session cookie on r, or ""
-// without a valid one. It decodes the cookie as the session middleware
-// does, but leaves the gin.Context alone: the application may use
-// gin-contrib/sessions for cookies of its own.
-func (s *Handler) cookieSID(r *http.Request) string {
+// cookieSession reads Tether's session cookie on r: the session id, or
+// why the session ended (a cookie POST /token or bind rewrote), or
+// neither without a valid cookie. It decodes the cookie as the session
+// middleware does, but leaves the gin.Context alone: the application may
+// use gin-contrib/sessions for cookies of its own.
+func (s *Handler) cookieSession(r *http.Request) (sid, ended string) {
 	sess, err := s.cookies.New(r, s.cookieName)
 	if err != nil || sess.IsNew {
-		return ""
+		return "", ""
 	}
-	sid, _ := sess.Values[keySID].(string)
-	return sid
+	sid, _ = sess.Values[keySID].(string)
+	ended, _ = sess.Values[keyEnded].(string)
+	return sid, ended
+}
+
+// writeEndedCookie replaces the session cookie by one that names no
+// session but the reason it ended, as endCookie does on Tether's routes.
+func (s *Handler) writeEndedCookie(w http.ResponseWriter, r *http.Request, reason string) {
+	sess := gsessions.NewSession(s.cookies, s.cookieName)
+	sess.Values[keyEnded] = reason
+	sess.Options = &gsessions.Options{
+		Path: "/", MaxAge: int(refresh.DefaultEndedTTL / time.Second),
+		Secure: s.cfg.secureCookies(), HttpOnly: true, SameSite: http.SameSiteLaxMode,
+	}
+	if err := s.cookies.Save(r, w, sess); err != nil {
+		s.log.Warn("writing the ended-session cookie", "err", err)
+	}
 }
 
 // expireCookie deletes the session cookie.

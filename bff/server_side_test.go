@@ -17,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/tetherauth/tether/bff/devprovider"
+	"github.com/tetherauth/tether/bff/refresh"
 	"github.com/tetherauth/tether/shared/wire"
 )
 
@@ -207,6 +208,26 @@ func TestRequireSession(t *testing.T) {
 		t.Error("the browser still holds the ended session's cookie")
 	}
 
+	// The session ends here (revoked, say): the 401 says why, and so does
+	// the rewritten cookie on later requests.
+	b.loginAt(app, "/auth", "/")
+	if err := s.bffs[0].refresher.End(context.Background(), s.sid(b), refresh.ReasonRevoked); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		status, _, body := b.do("GET", app+"/whoami", "")
+		json.Unmarshal([]byte(body), &eb)
+		if status != 401 || eb.Reason != wire.ReasonRevoked {
+			t.Errorf("GET /whoami #%d after the session was revoked = %d %q; want 401 reason revoked", i+1, status, body)
+		}
+		if s.sid(b) != "" {
+			t.Error("the cookie still names the ended session")
+		}
+	}
+	if r := b.tokenAt(app+"/auth", nil); r.status != 401 || r.err.Reason != wire.ReasonRevoked {
+		t.Errorf("POST /auth/token with the rewritten cookie = %d %+v; want 401 revoked", r.status, r.err)
+	}
+
 	// A forged cookie is no session.
 	u := mustParse(t, app)
 	b.c.Jar.SetCookies(u, []*http.Cookie{{Name: s.bffs[0].cookieName, Value: "forged", Path: "/"}})
@@ -318,6 +339,12 @@ func TestClientRevokedGrant(t *testing.T) {
 	}
 	res = nil
 	b.getJSON(app+"/call?url="+s.devURL+"/api/me", &res)
+	if len(res) != 1 || !res[0].Reconnect || res[0].Reason != "revoked" {
+		t.Errorf("Client on a request whose session was revoked: %+v; want ErrReconnect revoked", res)
+	}
+	b2 := s.newBrowser()
+	res = nil
+	b2.getJSON(app+"/call?url="+s.devURL+"/api/me", &res)
 	if len(res) != 1 || !res[0].Reconnect || res[0].Reason != "no_session" {
 		t.Errorf("Client on a request without a session: %+v; want ErrReconnect no_session", res)
 	}
@@ -410,9 +437,19 @@ func TestClientRetry(t *testing.T) {
 		t.Errorf("%d refreshes; want 1", st.RefreshToken)
 	}
 
+	// A token a forced refresh issued is not force-replaced before
+	// ForceMinAge: refused again at once, the engine hands it back and
+	// the 401 is returned, with no refresh and no retry.
+	t2 := strings.TrimPrefix(seen[1].auth, "Bearer ")
+	echo.reset(refuses(t2))
+	res = call("url=" + echoURL + "/x")
+	if seen := echo.reset(nil); len(res) != 1 || res[0].Status != 401 || len(seen) != 1 || s.dev.Stats().RefreshToken != 1 {
+		t.Errorf("refused again within ForceMinAge: %+v after %d requests, %d refreshes; want the 401 after 1, still 1 refresh", res, len(seen), s.dev.Stats().RefreshToken)
+	}
+
 	// A body that cannot be sent again: the 401 comes back, after a
 	// forced refresh that the next call uses.
-	t2 := strings.TrimPrefix(seen[1].auth, "Bearer ")
+	s.clock.Advance(DefaultForceMinAge)
 	echo.reset(refuses(t2))
 	res = call("method=POST&body=stream&stream=1&url=" + echoURL + "/x")
 	seen = echo.reset(nil)
@@ -428,6 +465,7 @@ func TestClientRetry(t *testing.T) {
 	}
 
 	// An API that refuses every token: one retry, then its 401.
+	s.clock.Advance(DefaultForceMinAge)
 	echo.reset(func(string) bool { return true })
 	res = call("url=" + echoURL + "/x")
 	if seen = echo.reset(nil); len(res) != 1 || res[0].Status != 401 || len(seen) != 2 {

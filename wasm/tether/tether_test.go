@@ -82,6 +82,9 @@ func newEnv(t *testing.T) *env {
 		PublicURL: e.app, BasePath: "/auth", Endpoints: provider.Endpoints{Issuer: e.devURL},
 		ClientID: devprovider.DefaultClientID, ClientSecret: devprovider.DefaultClientSecret,
 		ProviderTimeout: 2 * time.Second, Logger: slog.New(slog.DiscardHandler),
+		// The tests refuse tokens that a forced refresh has just issued,
+		// on purpose; the BFF would otherwise hand them back for a while.
+		ForceMinAge: time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
