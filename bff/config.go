@@ -24,10 +24,6 @@ type Config struct {
 	// BasePath is where the BFF's routes live, e.g. /auth. Default /bff
 	// (wire.BasePath). The browser client is started with the same path.
 	BasePath string
-	// APIOrigins are the origins to which Client sends the user's access
-	// token from server-side code, e.g. https://api.example. A request
-	// through Client to any other origin fails (see Client).
-	APIOrigins []string
 
 	// Provider names a preset (see provider.Preset): "github", "google",
 	// "entra", or "oidc" (generic discovery from Issuer). A preset fills
@@ -102,6 +98,15 @@ type Config struct {
 	// (the demo page and the WASM client).
 	WebDir string
 
+	// APIOrigins are the APIs' origins (scheme://host[:port]): the page
+	// calls them (the client's apiOrigins), so its Content-Security-Policy
+	// allows fetches to them besides this origin (connect-src); and
+	// Client sends the user's access token to them, and only to them,
+	// from server-side code.
+	APIOrigins []string
+	// CSP, when set, replaces the page's whole Content-Security-Policy.
+	CSP string
+
 	Logger *slog.Logger
 	// Now is the clock; tests move it. Default time.Now.
 	Now func() time.Time
@@ -156,9 +161,6 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		ClientSecret: getenv("TETHER_CLIENT_SECRET"),
 		RedisURL:     getenv("TETHER_REDIS_URL"),
 		WebDir:       getenv("TETHER_WEB_DIR"),
-	}
-	if s := getenv("TETHER_API_ORIGINS"); s != "" {
-		c.APIOrigins = strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' })
 	}
 	if s := getenv("TETHER_SCOPES"); s != "" {
 		c.Scopes = strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' })
@@ -227,6 +229,10 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			c.SessionKeys = append(c.SessionKeys, key)
 		}
 	}
+	if v := getenv("TETHER_API_ORIGINS"); v != "" {
+		c.APIOrigins = strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' })
+	}
+	c.CSP = strings.TrimSpace(getenv("TETHER_CSP"))
 	return c, c.validate()
 }
 
@@ -333,6 +339,16 @@ func (c *Config) validate() error {
 	for _, k := range c.SessionKeys {
 		if len(k) != 32 {
 			return &ConfigError{"TETHER_SESSION_KEYS", fmt.Errorf("a key is %d bytes; want 32", len(k))}
+		}
+	}
+	for _, o := range c.APIOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.ContainsAny(o, " ;,'\"") {
+			return &ConfigError{"TETHER_API_ORIGINS", fmt.Errorf("%q is not an origin like https://api.example", o)}
+		}
+	}
+	for _, r := range c.CSP {
+		if r < 0x20 || r == 0x7f {
+			return &ConfigError{"TETHER_CSP", errors.New("has a control character; write the policy on one line")}
 		}
 	}
 	if c.RefreshBuffer == 0 {

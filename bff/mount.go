@@ -26,12 +26,13 @@ var (
 
 // Register adds the BFF's routes to an application's router, under
 // Config.BasePath: login, callback, session, token and logout. Tether's
-// middleware (its panic handler, its access log, Cache-Control: no-store,
-// the session cookie and, on the JSON routes, the X-CSRF rule) applies to
-// those routes only; the application's own routes and middleware are left
-// as they are. Health, readiness and metrics are separate handlers
-// (HealthHandler, ReadyHandler) that the application mounts where it
-// wants.
+// middleware (its panic handler, its security headers, its access log,
+// Cache-Control: no-store, the session cookie and, on the JSON routes,
+// the X-CSRF rule) applies to those routes only; the application's own
+// routes and middleware are left as they are. Health, readiness and
+// metrics are separate handlers (HealthHandler, ReadyHandler,
+// MetricsHandler) that the application mounts where it wants (metrics on
+// a listener of their own).
 //
 // The callback URL to register at the provider is PublicURL + BasePath +
 // "/callback"; the browser client is started with the same base path
@@ -42,7 +43,7 @@ var (
 // of its own (Gin in debug mode lists Tether's routes among the
 // application's). Register may be called on several routers.
 func (s *Handler) Register(r gin.IRouter) {
-	s.mount(r.Group(s.cfg.BasePath, s.recover, s.accessLog))
+	s.mount(r.Group(s.cfg.BasePath, s.recover, securityHeaders, s.accessLog))
 }
 
 // mount adds the BFF's routes, with their middleware, to g.
