@@ -11,7 +11,10 @@
 // authorization server bff/provider.
 //
 // A program builds a Config (FromEnv reads TETHER_* variables), calls New,
-// serves the Handler, and calls Close on the way out.
+// serves the Handler, and calls Close on the way out. A Gin application
+// mounts the routes on its own engine instead (Register), and its
+// handlers see the session and call APIs as the user (RequireSession,
+// SessionFrom, TokenSource, Client: server_side.go).
 package bff
 
 import (
