@@ -158,6 +158,12 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 		return fail(err)
 	}
 	cfg.Logger = o.Logger.With("component", "bff")
+	if o.Getenv("TETHER_FORCE_MIN_AGE") == "" {
+		// The demo's buttons are pressed in quick succession (Expire, then
+		// an outage, then Expire again), and each API 401 must reach the
+		// provider to show its consequence; production keeps the 5 s bound.
+		cfg.ForceMinAge = demoForceMinAge
+	}
 	if throwAwayKeys(&cfg) {
 		o.Logger.Info("the demo uses throw-away keys: its sessions end when it stops")
 	}
@@ -230,3 +236,7 @@ func randomKey() []byte {
 	rand.Read(k) // never fails (crypto/rand)
 	return k
 }
+
+// demoForceMinAge is the demo's TETHER_FORCE_MIN_AGE unless the
+// environment sets one.
+const demoForceMinAge = 100 * time.Millisecond
