@@ -6,7 +6,7 @@ GOROOT    := $(shell $(GO) env GOROOT)
 DIST      := web/dist
 WASMFLAGS := -trimpath -ldflags='-s -w'
 
-.PHONY: all run test deps vet web fuzz e2e bench build clean
+.PHONY: all run run-gofullstack gofullstack-ui test deps vet web fuzz e2e bench build clean
 
 all: build
 
@@ -34,6 +34,20 @@ run: web
 	$(GO) build -o bin/tether-demo ./bff/cmd/tether-demo
 	bin/tether-demo
 
+## run-gofullstack: the Go full-stack example (web/examples/gofullstack): a
+## Gin app with Tether under /auth, a page rendered on the server with the
+## API's data, a Go WebAssembly UI; http://127.0.0.1:8081, Ctrl-C stops it
+GOFULLSTACK := web/examples/gofullstack
+run-gofullstack: gofullstack-ui
+	$(GO) build -o bin/gofullstack ./$(GOFULLSTACK)
+	bin/gofullstack -dist $(GOFULLSTACK)/dist
+
+## gofullstack-ui: the example's Go UI and wasm_exec.js into its dist/
+gofullstack-ui:
+	mkdir -p $(GOFULLSTACK)/dist
+	GOOS=js GOARCH=wasm $(GO) build $(WASMFLAGS) -o $(GOFULLSTACK)/dist/ui.wasm ./$(GOFULLSTACK)/ui
+	cp "$(GOROOT)/lib/wasm/wasm_exec.js" $(GOFULLSTACK)/dist/
+
 ## deps: install redis-server and chromium when missing (apt-get as root)
 deps:
 	@.ci/install-deps
@@ -42,7 +56,7 @@ deps:
 vet:
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	GOOS=js GOARCH=wasm $(GO) vet ./wasm/... ./shared/...
+	GOOS=js GOARCH=wasm $(GO) vet ./wasm/... ./shared/... ./$(GOFULLSTACK)/ui
 
 ## test: everything: host tests with the race detector (the e2e tests drive
 ## headless Chromium), and the WASM bindings under Node

@@ -12,16 +12,18 @@ import (
 	"time"
 
 	"github.com/tetherauth/tether/bff/provider"
-	"github.com/tetherauth/tether/shared/wire"
 )
 
 // Config is everything the BFF needs. FromEnv fills it from TETHER_*
 // variables; a program that embeds the BFF may fill it directly.
 type Config struct {
 	// PublicURL is the origin the browser sees, e.g. https://app.example.
-	// The redirect URI is PublicURL + /bff/callback. Cookies are Secure
-	// unless it is plain-http localhost.
+	// The redirect URI is PublicURL + BasePath + /callback. Cookies are
+	// Secure unless it is plain-http localhost.
 	PublicURL string
+	// BasePath is where the BFF's routes live, e.g. /auth. Default /bff
+	// (wire.BasePath). The browser client is started with the same path.
+	BasePath string
 
 	// Provider names a preset (see provider.Preset): "github", "google",
 	// "entra", or "oidc" (generic discovery from Issuer). A preset fills
@@ -96,9 +98,11 @@ type Config struct {
 	// (the demo page and the WASM client).
 	WebDir string
 
-	// APIOrigins are the origins the page calls (the client's apiOrigins,
-	// scheme://host[:port]): the page's Content-Security-Policy allows
-	// fetches to them besides this origin (connect-src).
+	// APIOrigins are the APIs' origins (scheme://host[:port]): the page
+	// calls them (the client's apiOrigins), so its Content-Security-Policy
+	// allows fetches to them besides this origin (connect-src); and
+	// Client sends the user's access token to them, and only to them,
+	// from server-side code.
 	APIOrigins []string
 	// CSP, when set, replaces the page's whole Content-Security-Policy.
 	CSP string
@@ -145,6 +149,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		GitHubAPIURL: getenv("TETHER_GITHUB_API_URL"),
 		EntraTenant:  getenv("TETHER_ENTRA_TENANT"),
 		PublicURL:    getenv("TETHER_PUBLIC_URL"),
+		BasePath:     getenv("TETHER_BASE_PATH"),
 		Endpoints: provider.Endpoints{
 			Issuer:      getenv("TETHER_ISSUER"),
 			AuthURL:     getenv("TETHER_AUTH_URL"),
@@ -298,6 +303,12 @@ func (c *Config) validate() error {
 	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
 		return &ConfigError{"TETHER_PUBLIC_URL", fmt.Errorf("%q is plain http on a non-loopback host; session cookies need https", c.PublicURL)}
 	}
+	if err := c.checkBasePath(); err != nil {
+		return err
+	}
+	if err := c.checkAPIOrigins(); err != nil {
+		return err
+	}
 	if c.ClientID == "" {
 		return &ConfigError{"TETHER_CLIENT_ID", errors.New("is empty")}
 	}
@@ -442,6 +453,6 @@ func (c *Config) providerVar() string {
 // parameters under c.AuthParams), with the secret and the redirect URL.
 func (c *Config) providerConfig() provider.Config {
 	pc := c.resolved
-	pc.ClientSecret, pc.RedirectURL = c.ClientSecret, c.PublicURL+wire.PathCallback
+	pc.ClientSecret, pc.RedirectURL = c.ClientSecret, c.PublicURL+c.BasePath+routeCallback
 	return pc
 }
