@@ -75,6 +75,24 @@ type Config struct {
 	// (the demo page and the WASM client).
 	WebDir string
 
+	// Proxy mode (proxyconfig.go). APIRoutes are the APIs the BFF calls
+	// for the page at /bff/api/<name>/…, with the session's access token;
+	// none: no proxy. APITimeout bounds connecting to an upstream and its
+	// response headers (default 30 s); APIStreamTimeout a whole exchange
+	// once its request is in, streams and WebSockets included (1 h).
+	// APIMaxBody bounds a request body (10 MiB); bodies up to APIRetryBody
+	// (64 KiB) are kept to send again after an upstream 401 and a refresh.
+	// APIForwarded sets X-Forwarded-For/-Host/-Proto upstream.
+	// TokenEndpointOff turns POST /bff/token off (404): no access token
+	// ever reaches the browser.
+	APIRoutes        []APIRoute
+	APITimeout       time.Duration
+	APIStreamTimeout time.Duration
+	APIMaxBody       int64
+	APIRetryBody     int64
+	APIForwarded     bool
+	TokenEndpointOff bool
+
 	Logger *slog.Logger
 	// Now is the clock; tests move it. Default time.Now.
 	Now func() time.Time
@@ -147,6 +165,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		if *d.dst, err = parseDuration(getenv(d.name)); err != nil {
 			return c, &ConfigError{d.name, err}
 		}
+	}
+	if err := apiFromEnv(getenv, &c); err != nil {
+		return c, err
 	}
 	if v := getenv("TETHER_VAULT_KEY"); v != "" {
 		if c.VaultKey, err = decodeKey(v); err != nil {
@@ -246,6 +267,9 @@ func (c *Config) validate() error {
 	}
 	if c.RetryAfter == 0 {
 		c.RetryAfter = DefaultRetryAfter
+	}
+	if err := c.validateAPI(); err != nil {
+		return err
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

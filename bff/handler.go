@@ -170,8 +170,11 @@ func (s *Handler) routes() *gin.Engine {
 	b.GET("/callback", s.handleCallback)
 	j := b.Group("", requireCSRF)
 	j.GET("/session", s.handleSession)
-	j.POST("/token", s.handleToken)
+	if !s.cfg.TokenEndpointOff {
+		j.POST("/token", s.handleToken)
+	}
 	j.POST("/logout", s.handleLogout)
+	s.mountAPI(j)
 
 	r.NoMethod(func(c *gin.Context) {
 		writeError(c, wire.ErrMethodNotAllowed, "", "this route does not take "+c.Request.Method)

@@ -20,6 +20,9 @@ func TestStatus(t *testing.T) {
 		{ErrInvalidRequest, 400},
 		{ErrProviderUnavailable, 503},
 		{ErrStorageUnavailable, 503},
+		{ErrRequestTooLarge, 413},
+		{ErrUpstreamUnavailable, 502},
+		{ErrUpstreamTimeout, 504},
 		{"no_such_code", 500},
 	}
 	for _, c := range cases {
