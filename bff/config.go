@@ -83,6 +83,8 @@ type Config struct {
 	// APIMaxBody bounds a request body (10 MiB); bodies up to APIRetryBody
 	// (64 KiB) are kept to send again after an upstream 401 and a refresh.
 	// APIForwarded sets X-Forwarded-For/-Host/-Proto upstream.
+	// APISessionCache is how long a replica reuses a session's record for
+	// proxied calls (1 s; negative: never, every call reads the vault).
 	// TokenEndpointOff turns POST /bff/token off (404): no access token
 	// ever reaches the browser.
 	APIRoutes        []APIRoute
@@ -91,6 +93,7 @@ type Config struct {
 	APIMaxBody       int64
 	APIRetryBody     int64
 	APIForwarded     bool
+	APISessionCache  time.Duration
 	TokenEndpointOff bool
 
 	Logger *slog.Logger

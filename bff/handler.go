@@ -69,6 +69,7 @@ type Handler struct {
 	metrics    *metrics
 	cookieName string
 	web        http.Handler // static files; nil without WebDir
+	api        *apiProxy    // proxy mode; nil without APIRoutes
 }
 
 // loginTTL is how long a login's state stays valid.

@@ -35,6 +35,7 @@ func (s *Handler) handleLogout(c *gin.Context) {
 			writeStorageError(c, err)
 			return
 		}
+		s.api.forget(sid)
 	}
 	s.clearCookie(c)
 	c.Status(http.StatusNoContent)

@@ -34,6 +34,7 @@ type apiProxy struct {
 	retryBody int64
 	stream    time.Duration
 	forwarded bool
+	hot       *hotRecords            // nil: every call reads the vault
 	requests  *prometheus.CounterVec // tether_api_requests_total{route,result}
 	retries   *prometheus.CounterVec // tether_api_retries_total{route}
 }
@@ -83,6 +84,7 @@ func newAPIProxy(s *Handler) *apiProxy {
 			Help: "Proxied requests sent again after an upstream 401 and a forced refresh.",
 		}, []string{"route"}),
 	}
+	a.hot = newHotRecords(cfg.APISessionCache, s.refresher)
 	s.metrics.reg.MustRegister(a.requests, a.retries)
 	dialer := &net.Dialer{Timeout: cfg.APITimeout, KeepAlive: 30 * time.Second}
 	tr := &apiTransport{a: a, base: &http.Transport{
@@ -105,7 +107,6 @@ func newAPIProxy(s *Handler) *apiProxy {
 		rt.proxy = &httputil.ReverseProxy{
 			Rewrite:        a.rewrite,
 			Transport:      tr,
-			FlushInterval:  -1, // stream as it comes: SSE, chunked answers
 			ModifyResponse: a.modifyResponse,
 			ErrorHandler:   a.errorHandler,
 			ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
@@ -136,14 +137,21 @@ func (a *apiProxy) handle(c *gin.Context) {
 		a.fail(c, rt.name, wire.ErrReconnectRequired, wire.ReasonNoSession, "no session: sign in", 0)
 		return
 	}
-	res, err := a.s.refresher.Token(r.Context(), sid, refresh.Want{})
-	if err != nil {
-		a.failRefresh(c, rt.name, err)
-		return
-	}
-	call := &apiCall{c: c, route: rt, sid: sid, token: res.Record.AccessToken, path: path, raw: raw, replayable: true}
-	if res.Degraded {
-		call.degraded = res.RetryAfter
+	call := &apiCall{c: c, route: rt, sid: sid, path: path, raw: raw, replayable: true}
+	now := a.s.cfg.Now()
+	if rec := a.hot.get(sid, now); rec != nil {
+		call.token = rec.AccessToken
+	} else {
+		res, err := a.s.refresher.Token(r.Context(), sid, refresh.Want{})
+		if err != nil {
+			a.failRefresh(c, rt.name, err)
+			return
+		}
+		a.hot.put(sid, res, now)
+		call.token = res.Record.AccessToken
+		if res.Degraded {
+			call.degraded = res.RetryAfter
+		}
 	}
 	if code, msg := a.readBody(c, call); code != "" {
 		a.fail(c, rt.name, code, "", msg, 0)
@@ -421,9 +429,11 @@ func (t *apiTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	call := callOf(req.Context())
 	fresh, err := t.a.s.refresher.Token(req.Context(), call.sid, refresh.Want{Force: true, Rejected: call.token})
 	if err != nil {
+		t.a.hot.forget(call.sid)
 		res.Body.Close()
 		return nil, err // errorHandler answers for the engine
 	}
+	t.a.hot.put(call.sid, fresh, t.a.s.cfg.Now())
 	if !call.replayable {
 		return res, nil // the next request has the new token
 	}
@@ -451,7 +461,15 @@ func (s *Handler) mountAPI(g *gin.RouterGroup) {
 		return
 	}
 	a := newAPIProxy(s)
+	s.api = a
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
 		g.Handle(m, strings.TrimPrefix(wire.PathAPI, wire.BasePath)+"/*path", a.handle)
+	}
+}
+
+// forget drops what the proxy keeps of a session that ended here.
+func (a *apiProxy) forget(sid string) {
+	if a != nil {
+		a.hot.forget(sid)
 	}
 }

@@ -907,3 +907,85 @@ func TestAPIProxyMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestAPIProxySessionCache: a replica reuses a record it just read, never
+// past the refresh point and never a degraded one; a logout here drops
+// it at once (a stolen copy of the cookie gets no_session and nothing goes
+// upstream); a logout through another replica is caught by the API's 401
+// within the cache's life, and without any upstream call after it.
+func TestAPIProxySessionCache(t *testing.T) {
+	t.Run("entries", func(t *testing.T) {
+		s := proxyStack(t, 1, nil, func(c *Config) { c.APISessionCache = time.Minute })
+		b := s.newBrowser()
+		b.login(s.urls[0], "/")
+		sid := s.sid(b)
+		hot := s.bffs[0].api.hot
+		if rec := hot.get(sid, s.clock.Now()); rec != nil {
+			t.Fatal("a record kept before any proxied call")
+		}
+		if r := b.api("GET", s.urls[0]+"/bff/api/dev/me", nil, nil); r.status != 200 {
+			t.Fatalf("call = %d", r.status)
+		}
+		rec := hot.get(sid, s.clock.Now())
+		if rec == nil {
+			t.Fatal("no record kept after a proxied call")
+		}
+		// The 60 s token is due at 30 s: the entry ends there, not at 1 min.
+		if hot.get(sid, s.clock.Now().Add(29*time.Second)) == nil || hot.get(sid, s.clock.Now().Add(31*time.Second)) != nil {
+			t.Error("the entry does not end at the token's refresh point")
+		}
+		s.outage(devprovider.Outage503, 0)
+		s.clock.Advance(40 * time.Second)
+		if r := b.api("GET", s.urls[0]+"/bff/api/dev/me", nil, nil); r.status != 200 || r.header.Get(wire.HeaderDegraded) == "" {
+			t.Fatalf("degraded call = %d", r.status)
+		}
+		if hot.get(sid, s.clock.Now()) != nil {
+			t.Error("a degraded answer was kept")
+		}
+	})
+	t.Run("logout here", func(t *testing.T) {
+		s := proxyStack(t, 1, nil, func(c *Config) { c.APISessionCache = time.Minute })
+		b := s.newBrowser()
+		b.login(s.urls[0], "/")
+		stolen := b.cookieHeader(s.urls[0])
+		if r := b.api("GET", s.urls[0]+"/bff/api/dev/me", nil, nil); r.status != 200 {
+			t.Fatalf("call = %d", r.status)
+		}
+		if code := b.jsonCall("POST", s.urls[0]+wire.PathLogout, nil); code != 204 {
+			t.Fatalf("logout = %d", code)
+		}
+		before := s.dev.Stats()
+		r := b.api("GET", s.urls[0]+"/bff/api/dev/me", nil, map[string]string{"Cookie": stolen})
+		if r.status != 401 || r.err.Reason != wire.ReasonNoSession {
+			t.Fatalf("the old cookie after logout: %d %+v; want 401 no_session", r.status, r.err)
+		}
+		if after := s.dev.Stats(); after.APIOK+after.API401 != before.APIOK+before.API401 {
+			t.Error("the old cookie's call went upstream after the logout")
+		}
+	})
+	t.Run("logout through another replica", func(t *testing.T) {
+		s := proxyStack(t, 2, nil, func(c *Config) { c.APISessionCache = time.Minute })
+		b := s.newBrowser()
+		b.login(s.urls[0], "/")
+		stolen := b.cookieHeader(s.urls[0])
+		if r := b.api("GET", s.urls[0]+"/bff/api/dev/me", nil, nil); r.status != 200 {
+			t.Fatalf("call = %d", r.status)
+		}
+		if code := b.jsonCall("POST", s.urls[1]+wire.PathLogout, nil); code != 204 {
+			t.Fatalf("logout = %d", code)
+		}
+		before := s.dev.Stats()
+		r := b.api("GET", s.urls[0]+"/bff/api/dev/me", nil, map[string]string{"Cookie": stolen})
+		if r.status != 401 || r.err.Error != wire.ErrReconnectRequired {
+			t.Fatalf("the old cookie on the other replica: %d %+v; want 401 reconnect_required", r.status, r.err)
+		}
+		mid := s.dev.Stats()
+		if n := mid.API401 - before.API401; n != 1 || mid.APIOK != before.APIOK {
+			t.Errorf("upstream: %d refusals, %d answers; want the revoked token refused once", n, mid.APIOK-before.APIOK)
+		}
+		r = b.api("GET", s.urls[0]+"/bff/api/dev/me", nil, map[string]string{"Cookie": stolen})
+		if r.status != 401 || mid.APIOK+mid.API401 != s.dev.Stats().APIOK+s.dev.Stats().API401 {
+			t.Errorf("again: %d; want 401 and no upstream call", r.status)
+		}
+	})
+}

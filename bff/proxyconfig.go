@@ -27,6 +27,7 @@ const (
 	DefaultAPIStreamTimeout = time.Hour
 	DefaultAPIMaxBody       = 10 << 20
 	DefaultAPIRetryBody     = 64 << 10
+	DefaultAPISessionCache  = time.Second
 )
 
 // apiFromEnv reads the proxy's TETHER_API_* variables and
@@ -50,6 +51,17 @@ func apiFromEnv(getenv func(string) string, c *Config) error {
 	}{{"TETHER_API_MAX_BODY", &c.APIMaxBody}, {"TETHER_API_RETRY_BODY", &c.APIRetryBody}} {
 		if *s.dst, err = parseSize(getenv(s.name)); err != nil {
 			return &ConfigError{s.name, err}
+		}
+	}
+	switch v := getenv("TETHER_API_SESSION_CACHE"); v {
+	case "off":
+		c.APISessionCache = -1
+	default:
+		if c.APISessionCache, err = parseDuration(v); err != nil {
+			return &ConfigError{"TETHER_API_SESSION_CACHE", err}
+		}
+		if v == "0" || (v != "" && c.APISessionCache == 0) {
+			c.APISessionCache = -1
 		}
 	}
 	if c.APIForwarded, err = parseSwitch(getenv("TETHER_API_FORWARDED"), false); err != nil {
@@ -150,6 +162,9 @@ func (c *Config) validateAPI() error {
 	}
 	if c.APIStreamTimeout == 0 {
 		c.APIStreamTimeout = DefaultAPIStreamTimeout
+	}
+	if c.APISessionCache == 0 {
+		c.APISessionCache = DefaultAPISessionCache
 	}
 	if c.APIMaxBody == 0 {
 		c.APIMaxBody = DefaultAPIMaxBody

@@ -15,6 +15,7 @@ func TestAPIConfigFromEnv(t *testing.T) {
 		"TETHER_API_MAX_BODY", "2MiB",
 		"TETHER_API_RETRY_BODY", "16KiB",
 		"TETHER_API_FORWARDED", "on",
+		"TETHER_API_SESSION_CACHE", "250ms",
 		"TETHER_TOKEN_ENDPOINT", "off",
 	).get)
 	if err != nil {
@@ -27,13 +28,23 @@ func TestAPIConfigFromEnv(t *testing.T) {
 	if c.APITimeout != 5*time.Second || c.APIStreamTimeout != 10*time.Minute || c.APIMaxBody != 2<<20 || c.APIRetryBody != 16<<10 || !c.APIForwarded || !c.TokenEndpointOff {
 		t.Errorf("got %v %v %d %d %v %v", c.APITimeout, c.APIStreamTimeout, c.APIMaxBody, c.APIRetryBody, c.APIForwarded, c.TokenEndpointOff)
 	}
+	if c.APISessionCache != 250*time.Millisecond {
+		t.Errorf("APISessionCache = %v; want 250ms", c.APISessionCache)
+	}
+	for _, off := range []string{"off", "0", "0s"} {
+		c, err := FromEnv(minimalEnv.with("TETHER_API_SESSION_CACHE", off).get)
+		if err != nil || c.APISessionCache >= 0 {
+			t.Errorf("TETHER_API_SESSION_CACHE=%s: %v, %v; want it off (negative)", off, c.APISessionCache, err)
+		}
+	}
 
 	c, err = FromEnv(minimalEnv.get)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.APIRoutes != nil || c.APITimeout != DefaultAPITimeout || c.APIStreamTimeout != DefaultAPIStreamTimeout ||
-		c.APIMaxBody != DefaultAPIMaxBody || c.APIRetryBody != DefaultAPIRetryBody || c.APIForwarded || c.TokenEndpointOff {
+		c.APIMaxBody != DefaultAPIMaxBody || c.APIRetryBody != DefaultAPIRetryBody || c.APIForwarded || c.TokenEndpointOff ||
+		c.APISessionCache != DefaultAPISessionCache {
 		t.Errorf("defaults: %+v", c)
 	}
 }
@@ -64,6 +75,7 @@ func TestAPIConfigErrors(t *testing.T) {
 		{"retry over max", minimalEnv.with("TETHER_API_MAX_BODY", "1KiB", "TETHER_API_RETRY_BODY", "2KiB"), "TETHER_API_RETRY_BODY"},
 		{"switch", minimalEnv.with("TETHER_TOKEN_ENDPOINT", "disabled"), "TETHER_TOKEN_ENDPOINT"},
 		{"forwarded", minimalEnv.with("TETHER_API_FORWARDED", "maybe"), "TETHER_API_FORWARDED"},
+		{"session cache", minimalEnv.with("TETHER_API_SESSION_CACHE", "a while"), "TETHER_API_SESSION_CACHE"},
 		{"plain-http issuer", minimalEnv.with("TETHER_ISSUER", "http://idp.example"), "TETHER_ISSUER"},
 		{"plain-http token URL", minimalEnv.with("TETHER_TOKEN_URL", "http://idp.example/token"), "TETHER_TOKEN_URL"},
 		{"plain-http GitHub", githubEnv.with("TETHER_GITHUB_URL", "http://ghe.example"), "TETHER_GITHUB_URL"},
