@@ -38,6 +38,8 @@ import (
 // engine declares what it needs in refresh.Store).
 type sessionVault interface {
 	refresh.Store
+	Put(ctx context.Context, sid string, rec *vault.Record, ttl time.Duration) error
+	Delete(ctx context.Context, sid string) error
 	PutLogin(ctx context.Context, state string, l *vault.Login, ttl time.Duration) error
 	TakeLogin(ctx context.Context, state string) (*vault.Login, error)
 	Ping(ctx context.Context) error
@@ -90,7 +92,7 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 		cfg.SessionKeys = [][]byte{randomKey()}
 		log.Warn("TETHER_SESSION_KEYS is not set: generated a random cookie key; users are logged out on every restart and replicas cannot share sessions")
 	}
-	v, err := vault.Open(ctx, cfg.RedisURL, cfg.VaultKey, vault.WithNow(cfg.Now))
+	v, err := vault.Open(ctx, cfg.RedisURL, cfg.VaultKey, vault.WithNow(cfg.Now), vault.WithPreviousKeys(cfg.VaultPreviousKeys...))
 	if err != nil {
 		return nil, &ConfigError{"TETHER_REDIS_URL", err}
 	}
@@ -128,6 +130,7 @@ func newHandler(cfg Config, v sessionVault, p oauthProvider) *Handler {
 		refresher: refresh.New(v, p, refresh.Config{
 			Buffer: cfg.RefreshBuffer, SessionMaxAge: cfg.SessionMaxAge,
 			ProviderTimeout: cfg.ProviderTimeout, RetryAfter: cfg.RetryAfter,
+			ForceMinAge: cfg.ForceMinAge, ForceEvery: cfg.forceEvery(), ForceBurst: cfg.ForceBurst, IdleTimeout: cfg.idleTimeout(),
 			Logger: cfg.Logger, Observer: m, Now: cfg.Now,
 		}),
 	}

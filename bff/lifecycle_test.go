@@ -120,13 +120,17 @@ func TestRevokedClearsSession(t *testing.T) {
 	if s.hasRecord(sid) {
 		t.Error("the revoked session's record is still in the vault")
 	}
-	// The cookie was cleared: the next call is simply "no session", and
-	// the provider is not asked again (no loop).
+	// The cookie no longer names the session; every later call hears the
+	// same reason (not no_session: see TestEveryTabHearsWhy), and the
+	// provider is not asked again (no loop).
+	if s.sid(b) != "" {
+		t.Error("the cookie still names the revoked session")
+	}
 	before := s.dev.Stats().RefreshToken
 	for range 5 {
 		r = b.token(s.urls[0], nil)
-		if r.status != 401 || r.err.Reason != wire.ReasonNoSession {
-			t.Fatalf("after reconnect_required: %d %+v; want 401 no_session", r.status, r.err)
+		if r.status != 401 || r.err.Reason != wire.ReasonRevoked {
+			t.Fatalf("after reconnect_required: %d %+v; want 401 revoked", r.status, r.err)
 		}
 	}
 	if after := s.dev.Stats().RefreshToken; after != before {

@@ -134,7 +134,9 @@ func (a *apiProxy) handle(c *gin.Context) {
 	}
 	sid := sessionID(c)
 	if sid == "" {
-		a.fail(c, rt.name, wire.ErrReconnectRequired, wire.ReasonNoSession, "no session: sign in", 0)
+		// No session, or one that ended: say which, as /bff/token does.
+		reason := endedReason(c)
+		a.fail(c, rt.name, wire.ErrReconnectRequired, reason, reconnectMessage(reason), 0)
 		return
 	}
 	call := &apiCall{c: c, route: rt, sid: sid, path: path, raw: raw, replayable: true}
@@ -358,7 +360,7 @@ func (a *apiProxy) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 	var mbe *http.MaxBytesError
 	var ne net.Error
 	switch {
-	case errors.Is(err, refresh.ErrReconnect), errors.Is(err, refresh.ErrUnavailable), errors.Is(err, refresh.ErrStorage):
+	case errors.Is(err, refresh.ErrReconnect), errors.Is(err, refresh.ErrUnavailable), errors.Is(err, refresh.ErrThrottled), errors.Is(err, refresh.ErrStorage):
 		a.failRefresh(call.c, name, err)
 	case errors.As(err, &mbe):
 		a.fail(call.c, name, wire.ErrRequestTooLarge, "", "the request body is over "+strconv.FormatInt(a.maxBody, 10)+" bytes", 0)
@@ -375,14 +377,19 @@ func (a *apiProxy) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 }
 
 // failRefresh answers for an error of the refresh engine, as /bff/token
-// does: reconnect_required clears the cookie; 503s say when to retry.
+// does: reconnect_required leaves a cookie that says why the session
+// ended; 503s and 429s say when to retry.
 func (a *apiProxy) failRefresh(c *gin.Context, route string, err error) {
 	code, reason, retryAfter := wireError(err)
 	if code == wire.ErrStorageUnavailable {
 		retryAfter = a.s.cfg.RetryAfter
 	}
 	if code == wire.ErrReconnectRequired {
-		a.s.clearCookie(c)
+		if reason == wire.ReasonNoSession {
+			a.s.clearCookie(c)
+		} else {
+			a.s.endCookie(c, reason)
+		}
 	}
 	a.fail(c, route, code, reason, err.Error(), retryAfter)
 }
@@ -434,8 +441,11 @@ func (t *apiTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err // errorHandler answers for the engine
 	}
 	t.a.hot.put(call.sid, fresh, t.a.s.cfg.Now())
-	if !call.replayable {
-		return res, nil // the next request has the new token
+	if !call.replayable || fresh.Record.AccessToken == call.token {
+		// Not replayable: the next request has the new token. The same
+		// token: a forced refresh issued it moments ago (the engine does
+		// not replace it again so soon), so the 401 is the API's answer.
+		return res, nil
 	}
 	io.CopyN(io.Discard, res.Body, 4<<10) // keep the connection when the answer is short
 	res.Body.Close()

@@ -485,7 +485,10 @@ func TestAPIProxy401Retry(t *testing.T) {
 		rejected[got[1].Header.Get("Authorization")] = true
 		mu.Unlock()
 	})
+	// A token a forced refresh issued is not force-replaced before its
+	// minimum age (refresh.Config.ForceMinAge): let it pass each time.
 	t.Run("chunked body over the retry buffer: the 401 goes back, the refresh is made", func(t *testing.T) {
+		s.clock.Advance(6 * time.Second)
 		before, n := s.dev.Stats().RefreshToken, len(up.requests())
 		body := strings.Repeat("y", 4000)
 		r := b.api("POST", s.urls[0]+"/bff/api/orders/orders", struct{ io.Reader }{strings.NewReader(body)}, nil)
@@ -505,6 +508,7 @@ func TestAPIProxy401Retry(t *testing.T) {
 		}
 	})
 	t.Run("a second 401 goes back to the caller", func(t *testing.T) {
+		s.clock.Advance(6 * time.Second)
 		before := s.dev.Stats().RefreshToken
 		up.handle("/base/never", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", 401) })
 		n := len(up.requests())
@@ -517,6 +521,19 @@ func TestAPIProxy401Retry(t *testing.T) {
 		}
 		if d := s.dev.Stats().RefreshToken - before; d != 1 {
 			t.Errorf("refreshes = %d; want 1", d)
+		}
+	})
+	t.Run("again at once: the engine keeps the new token, the API's 401 goes back", func(t *testing.T) {
+		before, n := s.dev.Stats().RefreshToken, len(up.requests())
+		r := b.api("GET", s.urls[0]+"/bff/api/orders/never", nil, nil)
+		if r.status != 401 || r.header.Get(wire.HeaderError) != "" {
+			t.Fatalf("GET = %d; want the upstream's 401", r.status)
+		}
+		if got := len(up.requests()) - n; got != 1 {
+			t.Errorf("upstream saw %d requests; want 1 (no retry with the same token)", got)
+		}
+		if d := s.dev.Stats().RefreshToken - before; d != 0 {
+			t.Errorf("refreshes = %d; want 0 within the forced token's minimum age", d)
 		}
 	})
 	t.Run("over the size limit: 413, nothing sent", func(t *testing.T) {
@@ -910,7 +927,7 @@ func TestAPIProxyMetrics(t *testing.T) {
 
 // TestAPIProxySessionCache: a replica reuses a record it just read, never
 // past the refresh point and never a degraded one; a logout here drops
-// it at once (a stolen copy of the cookie gets no_session and nothing goes
+// it at once (a stolen copy of the cookie gets signed_out and nothing goes
 // upstream); a logout through another replica is caught by the API's 401
 // within the cache's life, and without any upstream call after it.
 func TestAPIProxySessionCache(t *testing.T) {
@@ -956,8 +973,8 @@ func TestAPIProxySessionCache(t *testing.T) {
 		}
 		before := s.dev.Stats()
 		r := b.api("GET", s.urls[0]+"/bff/api/dev/me", nil, map[string]string{"Cookie": stolen})
-		if r.status != 401 || r.err.Reason != wire.ReasonNoSession {
-			t.Fatalf("the old cookie after logout: %d %+v; want 401 no_session", r.status, r.err)
+		if r.status != 401 || r.err.Error != wire.ErrReconnectRequired || r.err.Reason != wire.ReasonSignedOut {
+			t.Fatalf("the old cookie after logout: %d %+v; want 401 reconnect_required signed_out", r.status, r.err)
 		}
 		if after := s.dev.Stats(); after.APIOK+after.API401 != before.APIOK+before.API401 {
 			t.Error("the old cookie's call went upstream after the logout")

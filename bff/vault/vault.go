@@ -2,15 +2,13 @@ package vault
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"time"
 
@@ -53,6 +51,12 @@ type Record struct {
 	Expiry        time.Time `json:"exp,omitzero"`  // AccessToken expiry; zero = unknown or non-expiring
 	RefreshExpiry time.Time `json:"rexp,omitzero"` // refresh token expiry; zero = unknown
 	Created       time.Time `json:"created"`       // when the session was created (login)
+	// LastUsed is when a token was last handed out, as recorded: coarsely
+	// (see the refresh engine's idle timeout); zero when never recorded.
+	LastUsed time.Time `json:"used,omitzero"`
+	// Forced reports that AccessToken came from a forced refresh: an API
+	// had refused the token before it.
+	Forced bool `json:"forced,omitempty"`
 }
 
 // Login is the transient state kept between the login redirect and the
@@ -68,14 +72,16 @@ type Login struct {
 // Values are encrypted and bound to their key; ids are hashed before they
 // become keys. A Vault is safe for concurrent use.
 type Vault struct {
-	rdb    redis.UniversalClient
-	aead   cipher.AEAD
-	prefix string
-	now    func() time.Time
+	rdb      redis.UniversalClient
+	keys     []sealer // keys[0] seals; all open
+	previous [][]byte // WithPreviousKeys, until New makes them sealers
+	prefix   string
+	now      func() time.Time
 
-	mr        *miniredis.Miniredis // started by Open(""), else nil
-	closeOnce sync.Once
-	closeErr  error
+	mr         *miniredis.Miniredis // started by Open(""), else nil
+	mrPassword string               // the password mr requires
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // Option configures a Vault made by New or Open.
@@ -94,28 +100,38 @@ func WithNow(now func() time.Time) Option {
 	return func(v *Vault) { v.now = now }
 }
 
+// WithPreviousKeys adds keys that open values but seal none: the keys a
+// rotation replaces. Values sealed under them read as before, and each
+// write seals under the vault's key, so they can be dropped once every
+// record sealed under them has been rewritten or has expired. Each must be
+// KeySize bytes.
+func WithPreviousKeys(keys ...[]byte) Option {
+	return func(v *Vault) { v.previous = append(v.previous, keys...) }
+}
+
 // New wraps a go-redis client. key must be KeySize (32) bytes; it is the
-// AES-256-GCM key for every value the vault writes. The vault owns client
-// from then on: Close closes it.
+// AES-256-GCM key for every value the vault writes (WithPreviousKeys adds
+// keys that only open). The vault owns client from then on: Close closes
+// it.
 func New(client redis.UniversalClient, key []byte, opts ...Option) (*Vault, error) {
 	if client == nil {
 		return nil, errors.New("vault: nil redis client")
 	}
-	if len(key) != KeySize {
-		return nil, fmt.Errorf("vault: key is %d bytes, want %d", len(key), KeySize)
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("vault: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("vault: %w", err)
-	}
-	v := &Vault{rdb: client, aead: aead, prefix: DefaultPrefix, now: time.Now}
+	v := &Vault{rdb: client, prefix: DefaultPrefix, now: time.Now}
 	for _, o := range opts {
 		o(v)
 	}
+	for i, k := range append([][]byte{key}, v.previous...) {
+		if i > 0 && len(k) != KeySize {
+			return nil, fmt.Errorf("vault: previous key %d is %d bytes, want %d", i, len(k), KeySize)
+		}
+		s, err := newSealer(k)
+		if err != nil {
+			return nil, err
+		}
+		v.keys = append(v.keys, s)
+	}
+	v.previous = nil
 	if v.now == nil {
 		v.now = time.Now
 	}
@@ -123,9 +139,10 @@ func New(client redis.UniversalClient, key []byte, opts ...Option) (*Vault, erro
 }
 
 // Get returns the record of session sid. It returns an error wrapping
-// ErrNotFound when there is none or it does not authenticate, and any other
-// error when Redis cannot be asked, in which case the caller should answer
-// "unavailable" and delete nothing.
+// ErrNotFound when there is none or it does not authenticate (an
+// *EndedError, which is also ErrNotFound, when End ended it), and any
+// other error when Redis cannot be asked, in which case the caller should
+// answer "unavailable" and delete nothing.
 func (v *Vault) Get(ctx context.Context, sid string) (*Record, error) {
 	key := v.sessionKey(sid)
 	var rec Record
@@ -143,6 +160,15 @@ func (v *Vault) Put(ctx context.Context, sid string, rec *Record, ttl time.Durat
 	if rec == nil {
 		return errors.New("vault: put session: nil record")
 	}
+	r := v.filled(rec)
+	if err := v.store(ctx, v.sessionKey(sid), sid, &r, ttl); err != nil {
+		return fmt.Errorf("vault: put session: %w", err)
+	}
+	return nil
+}
+
+// filled returns a copy of rec with a zero Created or IssuedAt set to now.
+func (v *Vault) filled(rec *Record) Record {
 	r := *rec
 	if r.Created.IsZero() {
 		r.Created = v.now()
@@ -150,10 +176,7 @@ func (v *Vault) Put(ctx context.Context, sid string, rec *Record, ttl time.Durat
 	if r.IssuedAt.IsZero() {
 		r.IssuedAt = v.now()
 	}
-	if err := v.store(ctx, v.sessionKey(sid), sid, &r, ttl); err != nil {
-		return fmt.Errorf("vault: put session: %w", err)
-	}
-	return nil
+	return r
 }
 
 // Delete removes the record of session sid. Deleting a record that does not
@@ -216,8 +239,9 @@ func (v *Vault) Close() error {
 }
 
 // EmbeddedAddr returns the address of the in-process miniredis that Open
-// started, or "" when the vault talks to an outside Redis. Other clients
-// (say, a second BFF in a test) can share the vault's data through it.
+// started, or "" when the vault talks to an outside Redis. It answers only
+// clients that know its password (see EmbeddedURL); the address alone may
+// be logged.
 func (v *Vault) EmbeddedAddr() string {
 	if v.mr == nil {
 		return ""
@@ -225,11 +249,23 @@ func (v *Vault) EmbeddedAddr() string {
 	return v.mr.Addr()
 }
 
+// EmbeddedURL returns a redis:// URL, password included, through which
+// other clients (say, a second BFF in a test) can share the in-process
+// miniredis that Open started; "" when the vault talks to an outside
+// Redis. It is a secret: do not log it.
+func (v *Vault) EmbeddedURL() string {
+	if v.mr == nil {
+		return ""
+	}
+	return (&url.URL{Scheme: "redis", User: url.UserPassword("", v.mrPassword), Host: v.mr.Addr()}).String()
+}
+
 // Key layout. Ids are hashed so that a dump of Redis does not reveal the
 // session cookie's value or a pending login's state.
 func (v *Vault) sessionKey(sid string) string { return v.prefix + "s:" + hashID(sid) }
 func (v *Vault) loginKey(state string) string { return v.prefix + "l:" + hashID(state) }
 func (v *Vault) lockKey(sid string) string    { return v.prefix + "lock:" + hashID(sid) }
+func (v *Vault) bucketKey(sid string) string  { return v.prefix + "f:" + hashID(sid) }
 
 func hashID(id string) string {
 	sum := sha256.Sum256([]byte(id))
@@ -274,6 +310,15 @@ func (v *Vault) load(ctx context.Context, key string, del bool, op string, val a
 	if err != nil {
 		return fmt.Errorf("vault: %s: %w", op, err)
 	}
+	if e := endedError(blob); e != nil {
+		return e
+	}
+	return v.decode(key, blob, op, val)
+}
+
+// decode opens blob, read from key, into val. A value that does not open
+// or decode is ErrNotFound.
+func (v *Vault) decode(key string, blob []byte, op string, val any) error {
 	plain, err := v.open(key, blob)
 	if err != nil {
 		// The cause (wrong key, tampering, a value moved from another key)
@@ -289,21 +334,4 @@ func (v *Vault) load(ctx context.Context, key string, del bool, op string, val a
 		return fmt.Errorf("vault: %s: stored value does not decode: %w", op, ErrNotFound)
 	}
 	return nil
-}
-
-// seal encrypts plain with a fresh random nonce and the Redis key as
-// additional data, and returns nonce||ciphertext||tag.
-func (v *Vault) seal(key string, plain []byte) []byte {
-	ns := v.aead.NonceSize()
-	out := make([]byte, ns, ns+len(plain)+v.aead.Overhead())
-	rand.Read(out) // never fails (crypto/rand, Go 1.24+)
-	return v.aead.Seal(out, out, plain, []byte(key))
-}
-
-func (v *Vault) open(key string, blob []byte) ([]byte, error) {
-	ns := v.aead.NonceSize()
-	if len(blob) < ns+v.aead.Overhead() {
-		return nil, errors.New("short value")
-	}
-	return v.aead.Open(nil, blob[:ns], blob[ns:], []byte(key))
 }

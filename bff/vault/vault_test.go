@@ -245,7 +245,7 @@ func runVaultSuite(t *testing.T, newHarness func(t *testing.T) *harness) {
 		}
 		a, _ := h.rdb.Get(ctx, h.v.sessionKey("sid-a")).Result()
 		b, _ := h.rdb.Get(ctx, h.v.sessionKey("sid-b")).Result()
-		if a == b || a[:12] == b[:12] {
+		if a == b || a[headerSize:headerSize+12] == b[headerSize:headerSize+12] {
 			t.Error("two writes of one record share a ciphertext or nonce")
 		}
 	})
@@ -392,6 +392,10 @@ func runVaultSuite(t *testing.T, newHarness func(t *testing.T) *harness) {
 
 	lockSuite(t, run)
 	outageSuite(t, run)
+	rotationSuite(t, run)
+	endedSuite(t, run)
+	throttleSuite(t, run)
+	touchSuite(t, run)
 }
 
 // race runs f in n goroutines released at once and counts the nil results,

@@ -20,6 +20,7 @@ func TestStatus(t *testing.T) {
 		{ErrInvalidRequest, 400},
 		{ErrProviderUnavailable, 503},
 		{ErrStorageUnavailable, 503},
+		{ErrTooManyRefreshes, 429},
 		{ErrRequestTooLarge, 413},
 		{ErrUpstreamUnavailable, 502},
 		{ErrUpstreamTimeout, 504},
