@@ -96,6 +96,13 @@ type Config struct {
 	// (the demo page and the WASM client).
 	WebDir string
 
+	// APIOrigins are the origins the page calls (the client's apiOrigins,
+	// scheme://host[:port]): the page's Content-Security-Policy allows
+	// fetches to them besides this origin (connect-src).
+	APIOrigins []string
+	// CSP, when set, replaces the page's whole Content-Security-Policy.
+	CSP string
+
 	// Proxy mode (proxyconfig.go). APIRoutes are the APIs the BFF calls
 	// for the page at /bff/api/<name>/…, with the session's access token;
 	// none: no proxy. APITimeout bounds connecting to an upstream and its
@@ -241,6 +248,10 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			c.SessionKeys = append(c.SessionKeys, key)
 		}
 	}
+	if v := getenv("TETHER_API_ORIGINS"); v != "" {
+		c.APIOrigins = strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' })
+	}
+	c.CSP = strings.TrimSpace(getenv("TETHER_CSP"))
 	return c, c.validate()
 }
 
@@ -341,6 +352,16 @@ func (c *Config) validate() error {
 	for _, k := range c.SessionKeys {
 		if len(k) != 32 {
 			return &ConfigError{"TETHER_SESSION_KEYS", fmt.Errorf("a key is %d bytes; want 32", len(k))}
+		}
+	}
+	for _, o := range c.APIOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.ContainsAny(o, " ;,'\"") {
+			return &ConfigError{"TETHER_API_ORIGINS", fmt.Errorf("%q is not an origin like https://api.example", o)}
+		}
+	}
+	for _, r := range c.CSP {
+		if r < 0x20 || r == 0x7f {
+			return &ConfigError{"TETHER_CSP", errors.New("has a control character; write the policy on one line")}
 		}
 	}
 	if c.RefreshBuffer == 0 {

@@ -40,8 +40,8 @@ type sessionVault interface {
 	refresh.Store
 	Put(ctx context.Context, sid string, rec *vault.Record, ttl time.Duration) error
 	Delete(ctx context.Context, sid string) error
-	PutLogin(ctx context.Context, state string, l *vault.Login, ttl time.Duration) error
-	TakeLogin(ctx context.Context, state string) (*vault.Login, error)
+	MarkLoginUsed(ctx context.Context, state string, ttl time.Duration) (bool, error)
+	LoginUsed(ctx context.Context, state string) (bool, error)
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -55,12 +55,15 @@ type oauthProvider interface {
 	Exchange(ctx context.Context, code, verifier, nonce string) (*provider.Grant, error)
 	Revoke(ctx context.Context, refreshToken, accessToken string) error
 	OIDC() bool
+	AuthorizationResponseIssuer() (issuer string, required bool)
 }
 
 var _ oauthProvider = (*provider.Provider)(nil)
 
-// Handler is the BFF: an http.Handler for /bff/*, /healthz, /readyz,
-// /metrics and, with WebDir, the page. It is safe for concurrent use.
+// Handler is the BFF: an http.Handler for /bff/*, /healthz, /readyz and,
+// with WebDir, the page. Its metrics are a separate handler
+// (MetricsHandler), for a listener the public cannot reach. It is safe for
+// concurrent use.
 type Handler struct {
 	cfg        Config
 	log        *slog.Logger
@@ -70,11 +73,13 @@ type Handler struct {
 	engine     *gin.Engine
 	metrics    *metrics
 	cookieName string
+	logins     *loginCookies
+	pageCSP    []string     // the page's Content-Security-Policy header
 	web        http.Handler // static files; nil without WebDir
 	api        *apiProxy    // proxy mode; nil without APIRoutes
 }
 
-// loginTTL is how long a login's state stays valid.
+// loginTTL is how long a login (its cookie, its state) stays valid.
 const loginTTL = 10 * time.Minute
 
 // New checks cfg, connects the vault and the provider, and builds the
@@ -137,11 +142,22 @@ func newHandler(cfg Config, v sessionVault, p oauthProvider) *Handler {
 	if cfg.secureCookies() {
 		s.cookieName = "__Host-tether_session"
 	}
+	s.logins = newLoginCookies(cfg.SessionKeys, cfg.secureCookies(), cfg.Now)
+	s.pageCSP = []string{pageCSP(cfg.APIOrigins)}
+	if cfg.CSP != "" {
+		s.pageCSP = []string{cfg.CSP}
+	}
 	return s
 }
 
 // ServeHTTP answers one request.
 func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+
+// MetricsHandler serves the Prometheus metrics (text format) at any path.
+// Serve it on a listener of its own, on loopback or an internal network:
+// the Handler does not answer /metrics, so the app's public listener does
+// not show them.
+func (s *Handler) MetricsHandler() http.Handler { return s.metrics.handler() }
 
 // Close releases the vault (and stops the embedded Redis, if any).
 func (s *Handler) Close() error { return s.vault.Close() }
@@ -149,11 +165,10 @@ func (s *Handler) Close() error { return s.vault.Close() }
 func (s *Handler) routes() *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(s.recover, s.accessLog)
+	r.Use(s.recover, securityHeaders, s.accessLog)
 
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	r.GET("/readyz", s.handleReady)
-	r.GET("/metrics", gin.WrapH(s.metrics.handler()))
 
 	keys := make([][]byte, 0, 2*len(s.cfg.SessionKeys))
 	for _, k := range s.cfg.SessionKeys {
@@ -185,6 +200,7 @@ func (s *Handler) routes() *gin.Engine {
 	})
 	r.NoRoute(func(c *gin.Context) {
 		if s.web != nil && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) && !isBFFPath(c.Request.URL.Path) {
+			s.pageHeaders(c)
 			s.web.ServeHTTP(c.Writer, c.Request)
 			return
 		}

@@ -2,6 +2,7 @@ package bff
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -220,12 +221,19 @@ func TestOperations(t *testing.T) {
 			t.Errorf("GET %s = %d; want %d", path, resp.StatusCode, want)
 		}
 	}
+	// Metrics are not on the app's listener (issue 9 §6b) but on their own
+	// handler, which bff/cmd/tether serves on TETHER_METRICS_ADDR.
 	resp, err := http.Get(s.urls[0] + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body := readAll(t, resp)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /metrics on the app = %d; want 404", resp.StatusCode)
+	}
+	w := httptest.NewRecorder()
+	s.bffs[0].MetricsHandler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	body := w.Body.String()
 	for _, series := range []string{`tether_token_requests_total{result="ok"} 1`, `tether_logins_total{outcome="ok"} 1`, "tether_refresh_lock_wait_seconds"} {
 		if !strings.Contains(body, series) {
 			t.Errorf("/metrics lacks %s", series)

@@ -304,15 +304,17 @@ func (a *apiProxy) rewrite(pr *httputil.ProxyRequest) {
 // modifyResponse cleans the upstream's answer before it goes back: no
 // cookie the upstream sets reaches the BFF's origin (it could replace the
 // session cookie), no CORS header (the answer is same-origin; nothing
-// cross-site may read it), no Tether-* header but the BFF's own; never
-// cached; a redirect inside the route is rewritten to come back through
+// cross-site may read it), no Tether-* header but the BFF's own, none of
+// the security headers the BFF set (nosniff, its CSP, no framing: the
+// upstream's second value could void them); never cached; a redirect inside the route is rewritten to come back through
 // the BFF (one elsewhere goes back as it is, and the browser follows it
 // without the token).
 func (a *apiProxy) modifyResponse(res *http.Response) error {
 	call := callOf(res.Request.Context())
+	own := call.c.Writer.Header() // the BFF's security headers: they stand alone
 	h := res.Header
 	for k := range h {
-		if k == "Set-Cookie" || k == "Set-Cookie2" || k == "Clear-Site-Data" ||
+		if _, dup := own[k]; dup || k == "Set-Cookie" || k == "Set-Cookie2" || k == "Clear-Site-Data" ||
 			strings.HasPrefix(k, "Access-Control-") || strings.HasPrefix(k, "Tether-") {
 			delete(h, k)
 		}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -248,6 +249,8 @@ func TestAPIProxyHeaders(t *testing.T) {
 		h.Set("Tether-Degraded", "5")
 		h.Set("Cache-Control", "public, max-age=3600")
 		h.Set("X-Upstream", "kept")
+		h.Set("X-Frame-Options", "SAMEORIGIN")
+		h.Set("Content-Security-Policy", "default-src *")
 		w.WriteHeader(201)
 		io.WriteString(w, "created")
 	})
@@ -282,6 +285,9 @@ func TestAPIProxyHeaders(t *testing.T) {
 	}
 	if r.header.Get("X-Upstream") != "kept" {
 		t.Error("an ordinary upstream header was dropped")
+	}
+	if xfo, csp := r.header.Values("X-Frame-Options"), r.header.Values("Content-Security-Policy"); len(xfo) != 1 || xfo[0] != "DENY" || len(csp) != 1 || csp[0] != apiCSP {
+		t.Errorf("X-Frame-Options %q, Content-Security-Policy %q; want the BFF's own, alone", xfo, csp)
 	}
 	if after := b.cookieHeader(s.urls[0]); after != before {
 		t.Errorf("the browser's cookies changed: %q -> %q", before, after)
@@ -912,12 +918,9 @@ func TestAPIProxyMetrics(t *testing.T) {
 	}
 	s.expire()
 	b.api("GET", s.urls[0]+"/bff/api/dev/me", nil, nil)
-	resp, err := http.Get(s.urls[0] + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := readAll(t, resp)
-	resp.Body.Close()
+	rec := httptest.NewRecorder()
+	s.bffs[0].MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	text := rec.Body.String()
 	for _, want := range []string{`tether_api_requests_total{result="ok",route="dev"} 4`, `tether_api_retries_total{route="dev"} 1`} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -1,6 +1,7 @@
 // Package vault keeps Tether's server-side session state in Redis: each
-// session's tokens, the short-lived state of a login in progress, and the
-// per-session lock that makes one refresh happen across all BFF replicas.
+// session's tokens, the states of completed logins (so that a callback
+// cannot be replayed), and the per-session lock that makes one refresh
+// happen across all BFF replicas.
 // It is the only package of Tether that speaks Redis (through
 // github.com/redis/go-redis/v9, or an in-process
 // github.com/alicebob/miniredis/v2 when no Redis is configured, which
@@ -12,7 +13,7 @@
 //
 //	tether:s:h(sid)       session Record, sealed; SET ... PX ttl (Put), or a Lua
 //	                      write-if-live (Update); once the session ended, a tombstone (End)
-//	tether:l:h(state)     login state, sealed; read once with GETDEL (TakeLogin)
+//	tether:l:h(state)     "1": this login's code was exchanged; SET NX PX ttl (MarkLoginUsed)
 //	tether:lock:h(sid)    refresh lock, a random 16-byte hex token; SET NX PX lease
 //	tether:f:h(sid)       the session's bucket of forced refreshes, a Unix-ms number
 //	                      (Allow); it expires when the bucket is full again
@@ -38,8 +39,8 @@
 // # Encryption
 //
 // A value is AES-256-GCM of the plaintext (a Record's compact binary form,
-// see Record.MarshalBinary; login state as JSON; records written as JSON by
-// earlier versions still read) with a random 12-byte nonce per write, stored
+// see Record.MarshalBinary; records written as JSON by earlier versions
+// still read) with a random 12-byte nonce per write, stored
 // as 0x01 || key id (4 bytes) || nonce || ciphertext || tag. The key id
 // names the key that sealed the value (see KeyID); the header and the full
 // Redis key are the additional authenticated data, so a value copied to
@@ -52,6 +53,9 @@
 // overwrite it. A failure to reach Redis is never
 // ErrNotFound: it is a plain error, on which callers answer "unavailable"
 // and delete nothing.
+//
+// A used login's value is the constant "1": its key alone carries the
+// information, and reveals nothing without the state.
 //
 // Records hold the access and refresh tokens and their expiries, never the
 // ID token, so one takes well under a kilobyte of Redis memory for opaque

@@ -16,10 +16,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// ErrNotFound reports that there is no session record or login state under
-// the id, or that what is stored there does not decrypt and authenticate
-// under the vault's key (which the caller treats the same way and may
-// overwrite). It is never returned for a Redis or network failure.
+// ErrNotFound reports that there is no session record under the id, or
+// that what is stored there does not decrypt and authenticate under the
+// vault's key (which the caller treats the same way and may overwrite). It is never returned for a Redis or network failure.
 var ErrNotFound = errors.New("vault: not found")
 
 // ErrLocked reports that TryLock found the lock held by someone else.
@@ -59,18 +58,9 @@ type Record struct {
 	Forced bool `json:"forced,omitempty"`
 }
 
-// Login is the transient state kept between the login redirect and the
-// callback: the PKCE verifier, the OIDC nonce and where to go afterwards.
-type Login struct {
-	Verifier string    `json:"v"`
-	Nonce    string    `json:"n,omitempty"`
-	ReturnTo string    `json:"r"`
-	Created  time.Time `json:"c"`
-}
-
-// Vault stores session records, login states and refresh locks in Redis.
-// Values are encrypted and bound to their key; ids are hashed before they
-// become keys. A Vault is safe for concurrent use.
+// Vault stores session records, used login states and refresh locks in
+// Redis. Values are encrypted and bound to their key; ids are hashed
+// before they become keys. A Vault is safe for concurrent use.
 type Vault struct {
 	rdb      redis.UniversalClient
 	keys     []sealer // keys[0] seals; all open
@@ -94,7 +84,7 @@ func WithPrefix(prefix string) Option {
 }
 
 // WithNow sets the clock the vault reads to fill a zero Record.Created,
-// Record.IssuedAt or Login.Created. The default is time.Now. Expiry of keys
+// Record.IssuedAt. The default is time.Now. Expiry of keys
 // is Redis's business and does not depend on it.
 func WithNow(now func() time.Time) Option {
 	return func(v *Vault) { v.now = now }
@@ -188,34 +178,6 @@ func (v *Vault) Delete(ctx context.Context, sid string) error {
 	return nil
 }
 
-// PutLogin stores the login state l under the OAuth state parameter for
-// ttl, which must be positive. A zero l.Created is stored as the current
-// time.
-func (v *Vault) PutLogin(ctx context.Context, state string, l *Login, ttl time.Duration) error {
-	if l == nil {
-		return errors.New("vault: put login: nil login")
-	}
-	c := *l
-	if c.Created.IsZero() {
-		c.Created = v.now()
-	}
-	if err := v.store(ctx, v.loginKey(state), state, &c, ttl); err != nil {
-		return fmt.Errorf("vault: put login: %w", err)
-	}
-	return nil
-}
-
-// TakeLogin returns the login state stored under state and deletes it in the
-// same step (GETDEL), so of any number of concurrent callers exactly one
-// gets it and the others get ErrNotFound.
-func (v *Vault) TakeLogin(ctx context.Context, state string) (*Login, error) {
-	var l Login
-	if err := v.load(ctx, v.loginKey(state), true, "take login", &l); err != nil {
-		return nil, err
-	}
-	return &l, nil
-}
-
 // Ping checks that Redis answers.
 func (v *Vault) Ping(ctx context.Context) error {
 	if err := v.rdb.Ping(ctx).Err(); err != nil {
@@ -261,7 +223,7 @@ func (v *Vault) EmbeddedURL() string {
 }
 
 // Key layout. Ids are hashed so that a dump of Redis does not reveal the
-// session cookie's value or a pending login's state.
+// session cookie's value or a login's state.
 func (v *Vault) sessionKey(sid string) string { return v.prefix + "s:" + hashID(sid) }
 func (v *Vault) loginKey(state string) string { return v.prefix + "l:" + hashID(state) }
 func (v *Vault) lockKey(sid string) string    { return v.prefix + "lock:" + hashID(sid) }
@@ -328,7 +290,7 @@ func (v *Vault) decode(key string, blob []byte, op string, val any) error {
 	if u, ok := val.(encoding.BinaryUnmarshaler); ok && (len(plain) == 0 || plain[0] != '{') {
 		err = u.UnmarshalBinary(plain)
 	} else {
-		err = json.Unmarshal(plain, val) // Login, and records written before the binary form
+		err = json.Unmarshal(plain, val) // records written before the binary form
 	}
 	if err != nil {
 		return fmt.Errorf("vault: %s: stored value does not decode: %w", op, ErrNotFound)

@@ -1,6 +1,8 @@
 // Command tether is the Tether BFF. It reads its configuration from TETHER_*
 // variables (see the README), serves /bff/* and, with TETHER_WEB_DIR, the
-// page, and stops gracefully on SIGINT or SIGTERM.
+// page on TETHER_ADDR, the Prometheus metrics on TETHER_METRICS_ADDR (a
+// listener of their own, loopback by default), and stops gracefully on
+// SIGINT or SIGTERM.
 package main
 
 import (
@@ -9,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -36,6 +39,10 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	if addr == "" {
 		addr = "127.0.0.1:8080"
 	}
+	metricsAddr := getenv("TETHER_METRICS_ADDR")
+	if metricsAddr == "" {
+		metricsAddr = defaultMetricsAddr
+	}
 	cfg, err := bff.FromEnv(getenv)
 	if err != nil {
 		return err
@@ -50,9 +57,39 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	if err != nil {
 		return fmt.Errorf("TETHER_ADDR %q: %w", addr, err)
 	}
+	var mln net.Listener
+	if metricsAddr != "off" {
+		if mln, err = net.Listen("tcp", metricsAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("TETHER_METRICS_ADDR %q (an address for the metrics listener, or off): %w", metricsAddr, err)
+		}
+	}
 	fmt.Fprintf(stdout, "tether: listening on http://%s (public URL %s)\n", ln.Addr(), cfg.PublicURL)
-	return bff.Serve(ctx, ln, srv)
+	if mln == nil {
+		return bff.Serve(ctx, ln, srv)
+	}
+	fmt.Fprintf(stdout, "tether: metrics on http://%s/metrics\n", mln.Addr())
+	// Both listeners stop together: when one fails, the other is told to.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", srv.MetricsHandler())
+	merr := make(chan error, 1)
+	go func() {
+		merr <- bff.Serve(ctx, mln, mux)
+		cancel()
+	}()
+	err = bff.Serve(ctx, ln, srv)
+	cancel()
+	if e := <-merr; err == nil && e != nil {
+		err = fmt.Errorf("metrics listener: %w", e)
+	}
+	return err
 }
+
+// defaultMetricsAddr is where the metrics are served without
+// TETHER_METRICS_ADDR: loopback only.
+const defaultMetricsAddr = "127.0.0.1:9100"
 
 // newLogger builds the process logger: JSON when format is "json", else
 // text; level is debug, info (default), warn or error.

@@ -40,7 +40,7 @@ func (b *testbed) proxyBench(ctx context.Context, o options, cookies []string, w
 	if err != nil {
 		return err
 	}
-	nocache, nocacheURL, err := b.bins.StartTether("tether-nocache", append(b.env, "TETHER_API_SESSION_CACHE=off")...)
+	nocache, nocacheURL, err := b.bins.StartTether("tether-nocache", append(b.env, "TETHER_API_SESSION_CACHE=off", "TETHER_METRICS_ADDR=off")...)
 	if err != nil {
 		return err
 	}

@@ -25,11 +25,13 @@ type testbed struct {
 	redis  *redistest.Server // also for measurements, not for the code under test
 	dev    *devprovider.Controls
 	bffURL string
-	bff    *stack.Proc
-	bins   stack.Binaries
-	env    []string // the BFF's environment, to start another like it
-	procs  []*stack.Proc
-	tr     *http.Transport // logins and the storm
+	// metricsURL is the BFF's metrics listener (TETHER_METRICS_ADDR).
+	metricsURL string
+	bff        *stack.Proc
+	bins       stack.Binaries
+	env        []string // the BFF's environment, to start another like it
+	procs      []*stack.Proc
+	tr         *http.Transport // logins and the storm
 }
 
 // startTestbed builds the tether and devprovider binaries and starts the
@@ -57,6 +59,11 @@ func startTestbed(ctx context.Context) (b *testbed, err error) {
 	}
 	b.procs = append(b.procs, dev)
 	b.dev = &devprovider.Controls{URL: devURL}
+	maddr, err := stack.FreeAddr()
+	if err != nil {
+		return b, err
+	}
+	b.metricsURL = "http://" + maddr
 	b.env = []string{
 		"TETHER_REDIS_URL=redis://" + b.redis.Addr,
 		"TETHER_VAULT_KEY=" + stack.RandomKey(), "TETHER_SESSION_KEYS=" + stack.RandomKey(),
@@ -64,7 +71,7 @@ func startTestbed(ctx context.Context) (b *testbed, err error) {
 		"TETHER_CLIENT_ID=" + devprovider.DefaultClientID, "TETHER_CLIENT_SECRET=" + devprovider.DefaultClientSecret,
 		"TETHER_API_ROUTES=" + proxyRoute + "=" + devURL + "/api", // proxy mode, for proxyBench
 	}
-	bff, bffURL, err := b.bins.StartTether("tether", b.env...)
+	bff, bffURL, err := b.bins.StartTether("tether", append([]string{"TETHER_METRICS_ADDR=" + maddr}, b.env...)...)
 	if err != nil {
 		return b, err
 	}
