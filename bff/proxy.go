@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tetherauth/tether/bff/refresh"
+	"github.com/tetherauth/tether/bff/vault"
 	"github.com/tetherauth/tether/shared/wire"
 )
 
@@ -59,7 +60,14 @@ type apiCall struct {
 	path, raw  string // the upstream path, decoded and escaped
 	body       []byte // the buffered body, to send again after a 401
 	replayable bool
+	expiresAt  int64         // the token's expiry, Unix seconds; 0 = unknown
 	degraded   time.Duration // > 0: the token was served degraded; retry the provider after this
+	retried    bool          // sent again with a new token after an upstream 401
+}
+
+// use records the token a record holds as the one to send.
+func (call *apiCall) use(rec *vault.Record) {
+	call.token, call.expiresAt = rec.AccessToken, unix(rec.Expiry)
 }
 
 type apiCallKey struct{}
@@ -142,7 +150,7 @@ func (a *apiProxy) handle(c *gin.Context) {
 	call := &apiCall{c: c, route: rt, sid: sid, path: path, raw: raw, replayable: true}
 	now := a.s.cfg.Now()
 	if rec := a.hot.get(sid, now); rec != nil {
-		call.token = rec.AccessToken
+		call.use(rec)
 	} else {
 		res, err := a.s.refresher.Token(r.Context(), sid, refresh.Want{})
 		if err != nil {
@@ -150,7 +158,7 @@ func (a *apiProxy) handle(c *gin.Context) {
 			return
 		}
 		a.hot.put(sid, res, now)
-		call.token = res.Record.AccessToken
+		call.use(res.Record)
 		if res.Degraded {
 			call.degraded = res.RetryAfter
 		}
@@ -326,6 +334,10 @@ func (a *apiProxy) modifyResponse(res *http.Response) error {
 	if call.degraded > 0 {
 		h.Set(wire.HeaderDegraded, strconv.Itoa(seconds(call.degraded)))
 	}
+	h[wire.HeaderExpiresAt] = []string{strconv.FormatInt(call.expiresAt, 10)}
+	if call.retried {
+		h[wire.HeaderRetried] = []string{"1"}
+	}
 	call.route.ok.Inc()
 	return nil
 }
@@ -451,7 +463,8 @@ func (t *apiTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	io.CopyN(io.Discard, res.Body, 4<<10) // keep the connection when the answer is short
 	res.Body.Close()
-	call.token = fresh.Record.AccessToken
+	call.use(fresh.Record)
+	call.retried = true
 	call.degraded = 0
 	if fresh.Degraded {
 		call.degraded = fresh.RetryAfter

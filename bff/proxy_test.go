@@ -257,7 +257,8 @@ func TestAPIProxyHeaders(t *testing.T) {
 	s := proxyStack(t, 1, map[string]*upstream{"echo": up, "other": other}, nil)
 	b := s.newBrowser()
 	b.login(s.urls[0], "/")
-	tok := b.mustToken(s.urls[0], nil).AccessToken
+	issued := b.mustToken(s.urls[0], nil)
+	tok := issued.AccessToken
 	before := b.cookieHeader(s.urls[0])
 
 	r := b.api("POST", s.urls[0]+"/bff/api/echo/answer?x=1", strings.NewReader(`{"a":1}`), map[string]string{
@@ -275,7 +276,10 @@ func TestAPIProxyHeaders(t *testing.T) {
 	if r.status != 201 || r.body != "created" {
 		t.Fatalf("proxied POST = %d %q; want 201 created", r.status, r.body)
 	}
-	for _, h := range []string{"Set-Cookie", "Access-Control-Allow-Origin", "Access-Control-Allow-Credentials", "Tether-Error", "Tether-Degraded"} {
+	if got := r.header.Values(wire.HeaderExpiresAt); len(got) != 1 || got[0] != fmt.Sprint(issued.ExpiresAt) {
+		t.Errorf("%s = %q; want the token's expiry %d", wire.HeaderExpiresAt, got, issued.ExpiresAt)
+	}
+		for _, h := range []string{"Set-Cookie", "Access-Control-Allow-Origin", "Access-Control-Allow-Credentials", "Tether-Error", "Tether-Degraded", "Tether-Retried"} {
 		if v := r.header.Values(h); len(v) != 0 {
 			t.Errorf("the browser got %s: %q from the upstream", h, v)
 		}
@@ -386,6 +390,10 @@ func TestAPIProxyCSRFAndSession(t *testing.T) {
 		t.Errorf("without X-CSRF: %d; want 403", resp.StatusCode)
 	}
 	anon := s.newBrowser()
+	var sess wire.SessionResponse
+	if code := anon.jsonCall("GET", s.urls[0]+wire.PathSession, &sess); code != 200 || sess.Authenticated || sess.Reason != wire.ReasonNoSession {
+		t.Errorf("GET /bff/session without a cookie = %d %+v; want reason no_session", code, sess)
+	}
 	r := anon.api("GET", s.urls[0]+"/bff/api/echo/x", nil, nil)
 	if r.status != 401 || r.err.Error != wire.ErrReconnectRequired || r.err.Reason != wire.ReasonNoSession || r.header.Get(wire.HeaderError) != wire.ErrReconnectRequired {
 		t.Errorf("without a session: %d %+v; want 401 reconnect_required no_session", r.status, r.err)
@@ -479,6 +487,9 @@ func TestAPIProxy401Retry(t *testing.T) {
 		r := b.api("POST", s.urls[0]+"/bff/api/orders/orders", strings.NewReader(body), nil)
 		if r.status != 200 || r.body != "stored 1000 bytes" {
 			t.Fatalf("POST = %d %q; want 200 stored 1000 bytes", r.status, r.body)
+		}
+		if r.header.Get(wire.HeaderRetried) != "1" || r.header.Get(wire.HeaderExpiresAt) == "" {
+			t.Errorf("%s %q, %s %q; want 1 and the new token's expiry", wire.HeaderRetried, r.header.Get(wire.HeaderRetried), wire.HeaderExpiresAt, r.header.Get(wire.HeaderExpiresAt))
 		}
 		if d := s.dev.Stats().RefreshToken - before; d != 1 {
 			t.Errorf("refreshes = %d; want 1", d)
@@ -582,6 +593,10 @@ func TestAPIProxyRevoked(t *testing.T) {
 			}
 			if s.hasRecord(sid) {
 				t.Error("the record survived the revocation")
+			}
+			var sess wire.SessionResponse
+			if code := b.jsonCall("GET", s.urls[0]+wire.PathSession, &sess); code != 200 || sess.Authenticated || sess.Reason != wire.ReasonRevoked {
+				t.Errorf("GET /bff/session after the revocation = %d %+v; want not authenticated, reason revoked", code, sess)
 			}
 			for range 5 {
 				if r := b.api("GET", s.urls[0]+"/bff/api/dev/me", nil, nil); r.status != 401 || r.err.Error != wire.ErrReconnectRequired {

@@ -28,6 +28,14 @@ const (
 	// that is still valid but could not be refreshed (the provider is
 	// failing): the equivalent of TokenResponse.Degraded.
 	HeaderDegraded = "Tether-Degraded"
+	// HeaderExpiresAt is set on every upstream answer to the expiry (Unix
+	// seconds, 0 = unknown) of the access token the BFF sent: a client
+	// tells from it that the token changed (TokenResponse.ExpiresAt),
+	// without seeing the token.
+	HeaderExpiresAt = "Tether-Expires-At"
+	// HeaderRetried is set ("1") on an upstream answer to a request the
+	// BFF sent again with a new token after the API answered 401.
+	HeaderRetried = "Tether-Retried"
 )
 
 // Proxy-mode error codes.

@@ -43,7 +43,7 @@ func TestJSONNames(t *testing.T) {
 		want []string
 	}{
 		{TokenResponse{}, []string{"access_token", "token_type", "expires_at", "expires_in", "refresh_buffer", "scope", "degraded", "retry_after"}},
-		{SessionResponse{}, []string{"authenticated", "subject", "name", "access_expires_at", "refresh_expires_at"}},
+		{SessionResponse{}, []string{"authenticated", "subject", "name", "access_expires_at", "refresh_expires_at", "reason"}},
 		{ErrorBody{}, []string{"error", "reason", "message"}},
 		{TokenRequest{}, []string{"force", "rejected"}},
 	}
