@@ -279,7 +279,7 @@ func TestAPIProxyHeaders(t *testing.T) {
 	if got := r.header.Values(wire.HeaderExpiresAt); len(got) != 1 || got[0] != fmt.Sprint(issued.ExpiresAt) {
 		t.Errorf("%s = %q; want the token's expiry %d", wire.HeaderExpiresAt, got, issued.ExpiresAt)
 	}
-		for _, h := range []string{"Set-Cookie", "Access-Control-Allow-Origin", "Access-Control-Allow-Credentials", "Tether-Error", "Tether-Degraded", "Tether-Retried"} {
+	for _, h := range []string{"Set-Cookie", "Access-Control-Allow-Origin", "Access-Control-Allow-Credentials", "Tether-Error", "Tether-Degraded", "Tether-Retried"} {
 		if v := r.header.Values(h); len(v) != 0 {
 			t.Errorf("the browser got %s: %q from the upstream", h, v)
 		}
