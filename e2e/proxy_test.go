@@ -2,6 +2,10 @@ package e2e
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -253,4 +257,65 @@ func heapHits(t *testing.T, tab context.Context, needle string) int {
 	}
 	t.Logf("heap snapshot: %d bytes", snap.Len())
 	return strings.Count(snap.String(), needle)
+}
+
+// TestProxyModePerRoute: one deployment, both modes. With /bff/token on
+// and a route to the sample API, a page starts Tether with that route in
+// apis and another origin in apiOrigins: calls under the route go through
+// the BFF (the browser sends no token, the API gets one from the BFF);
+// calls to the other origin carry the token from /bff/token.
+func TestProxyModePerRoute(t *testing.T) {
+	s := startStack(t, stackOptions{routes: true, autoApprove: true})
+	echo := &authEcho{}
+	echoSrv := httptest.NewServer(echo)
+	t.Cleanup(echoSrv.Close)
+
+	// The test page, on another port of the same host (the session cookie
+	// is the host's): everything else is the demo's BFF.
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /mixed.html", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, `<!doctype html><title>mixed</title><script src="/dist/wasm_exec.js"></script><script src="/tether.js"></script>`)
+	})
+	mux.Handle("/", s.d.BFF)
+	mixed := httptest.NewServer(mux)
+	t.Cleanup(mixed.Close)
+	echo.page = mixed.URL
+
+	tab := newTab(t)
+	net := recordNetwork(t, tab, false)
+	p := openPage(t, tab, s)
+	p.login(false) // the demo page, in proxy mode: the cookie is set
+	step, done := context.WithTimeout(tab, stepTimeout)
+	defer done()
+	if err := chromedp.Do(step, chromedp.Navigate(mixed.URL+"/mixed.html")); err != nil {
+		t.Fatal(err)
+	}
+	got := evalJS[map[string]any](p, `(async () => {
+		const t = await Tether.start({ bff: "/bff", mode: "proxy",
+			apis: { dev: `+strconv.Quote(s.d.DevURL+"/api")+` }, apiOrigins: [`+strconv.Quote(echoSrv.URL)+`] });
+		const me = await t.fetch(`+strconv.Quote(s.d.DevURL+"/api/public")+`);
+		const other = await t.fetch(`+strconv.Quote(echoSrv.URL+"/echo")+`);
+		return { me: me.status, meAuth: (await me.json()).authorization_header, other: other.status, otherAuth: (await other.json()).authorization_header };
+	})()`)
+	if got["me"] != float64(200) || got["meAuth"] != true {
+		t.Errorf("the routed API: %v (authorization_header %v); want 200, with the BFF's token", got["me"], got["meAuth"])
+	}
+	if got["other"] != float64(200) || got["otherAuth"] != true {
+		t.Errorf("the token-mediated origin: %v (authorization_header %v); want 200 with the token", got["other"], got["otherAuth"])
+	}
+	if n := net.count("GET", mixed.URL+"/bff/api/dev/public"); n != 1 {
+		t.Errorf("DevTools saw %d GET /bff/api/dev/public; want 1", n)
+	}
+	if n := net.count("GET", s.d.DevURL+"/api/"); n != 0 {
+		t.Errorf("the page called the routed API itself %d times; want 0", n)
+	}
+	for _, r := range net.matching("GET", mixed.URL+"/bff/api/") {
+		if auth, ok := header(r.Headers, "Authorization"); ok {
+			t.Errorf("a proxied call carried Authorization %q", redact(auth))
+		}
+	}
+	if n := net.count("POST", mixed.URL+"/bff/token"); n < 1 {
+		t.Errorf("DevTools saw %d POST /bff/token; want the token-mediated origin's", n)
+	}
 }

@@ -28,6 +28,7 @@ type stackOptions struct {
 	proxy           bool          // proxy mode, /bff/token off (TETHER_DEMO_MODE=proxy)
 	forceMinAge     time.Duration // TETHER_FORCE_MIN_AGE
 	forceBurst      int           // TETHER_FORCE_BURST
+	routes          bool          // a proxy route "dev" to the sample API, /bff/token on
 }
 
 // stack is a running demo: the page, the BFF and the dev provider.
@@ -61,6 +62,9 @@ func startStack(t testing.TB, o stackOptions) *stack {
 			}
 			if o.forceBurst > 0 {
 				c.ForceBurst = o.forceBurst
+			}
+			if o.routes {
+				c.APIRoutes = []bff.APIRoute{{Name: "dev", URL: c.Issuer + "/api"}}
 			}
 		},
 		Getenv: func(k string) string {
