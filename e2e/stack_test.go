@@ -25,6 +25,7 @@ type stackOptions struct {
 	providerTimeout time.Duration // the BFF's bound on a call to the provider
 	retryAfter      time.Duration // the BFF's advice when the provider gives none
 	csp             string        // replaces the page's Content-Security-Policy (TETHER_CSP)
+	revokeOnRefresh bool          // a refresh kills the earlier access tokens at once (GitHub, Hydra)
 	proxy           bool          // proxy mode, /bff/token off (TETHER_DEMO_MODE=proxy)
 	forceMinAge     time.Duration // TETHER_FORCE_MIN_AGE
 	forceBurst      int           // TETHER_FORCE_BURST
@@ -52,6 +53,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		Dev: func(c *devprovider.Config) {
 			c.AccessTTL = o.accessTTL
 			c.AutoApprove = o.autoApprove
+			c.RevokeAccessOnRefresh = o.revokeOnRefresh
 		},
 		BFF: func(c *bff.Config) {
 			c.ProviderTimeout = o.providerTimeout

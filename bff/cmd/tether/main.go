@@ -9,9 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -34,7 +32,7 @@ func main() {
 // environment, and it returns when ctx is done.
 func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
 	gin.SetMode(gin.ReleaseMode)
-	log := newLogger(getenv("TETHER_LOG_FORMAT"), getenv("TETHER_LOG_LEVEL"), stderr)
+	log := bff.NewLogger(getenv("TETHER_LOG_FORMAT"), getenv("TETHER_LOG_LEVEL"), stderr)
 	addr := getenv("TETHER_ADDR")
 	if addr == "" {
 		addr = "127.0.0.1:8080"
@@ -65,42 +63,12 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		}
 	}
 	fmt.Fprintf(stdout, "tether: listening on http://%s (public URL %s)\n", ln.Addr(), cfg.PublicURL)
-	if mln == nil {
-		return bff.Serve(ctx, ln, srv)
+	if mln != nil {
+		fmt.Fprintf(stdout, "tether: metrics on http://%s/metrics\n", mln.Addr())
 	}
-	fmt.Fprintf(stdout, "tether: metrics on http://%s/metrics\n", mln.Addr())
-	// Both listeners stop together: when one fails, the other is told to.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", srv.MetricsHandler())
-	merr := make(chan error, 1)
-	go func() {
-		merr <- bff.Serve(ctx, mln, mux)
-		cancel()
-	}()
-	err = bff.Serve(ctx, ln, srv)
-	cancel()
-	if e := <-merr; err == nil && e != nil {
-		err = fmt.Errorf("metrics listener: %w", e)
-	}
-	return err
+	return bff.ServeWithMetrics(ctx, ln, mln, srv)
 }
 
 // defaultMetricsAddr is where the metrics are served without
 // TETHER_METRICS_ADDR: loopback only.
 const defaultMetricsAddr = "127.0.0.1:9100"
-
-// newLogger builds the process logger: JSON when format is "json", else
-// text; level is debug, info (default), warn or error.
-func newLogger(format, level string, w io.Writer) *slog.Logger {
-	var lv slog.Level
-	if lv.UnmarshalText([]byte(level)) != nil {
-		lv = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
