@@ -704,13 +704,13 @@ func TestAPIProxyUpstreamFailures(t *testing.T) {
 	}})
 	b := s.newBrowser()
 	b.login(s.urls[0], "/")
-	if r := b.api("GET", s.urls[0]+"/bff/api/closed/x?secret=q1", nil, nil); r.status != 502 || r.err.Error != wire.ErrUpstreamUnavailable {
+	if r := b.api("GET", s.urls[0]+"/bff/api/closed/x?secret=Qmarker-closed-7f3a", nil, nil); r.status != 502 || r.err.Error != wire.ErrUpstreamUnavailable {
 		t.Errorf("closed port: %d %+v; want 502 upstream_unavailable", r.status, r.err)
 	}
-	if r := b.api("GET", s.urls[0]+"/bff/api/slow/slow?secret=q2", nil, nil); r.status != 504 || r.err.Error != wire.ErrUpstreamTimeout {
+	if r := b.api("GET", s.urls[0]+"/bff/api/slow/slow?secret=Qmarker-slow-7f3a", nil, nil); r.status != 504 || r.err.Error != wire.ErrUpstreamTimeout {
 		t.Errorf("slow upstream: %d %+v; want 504 upstream_timeout", r.status, r.err)
 	}
-	for _, q := range []string{"q1", "q2"} {
+	for _, q := range []string{"Qmarker-closed-7f3a", "Qmarker-slow-7f3a"} {
 		if strings.Contains(s.logs.String(), q) || strings.Contains(b.received(), q) {
 			t.Errorf("the query (%s) was logged or echoed", q)
 		}
