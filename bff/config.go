@@ -107,6 +107,27 @@ type Config struct {
 	// CSP, when set, replaces the page's whole Content-Security-Policy.
 	CSP string
 
+	// Proxy mode (proxyconfig.go). APIRoutes are the APIs the BFF calls
+	// for the page at /bff/api/<name>/…, with the session's access token;
+	// none: no proxy. APITimeout bounds connecting to an upstream and its
+	// response headers (default 30 s); APIStreamTimeout a whole exchange
+	// once its request is in, streams and WebSockets included (1 h).
+	// APIMaxBody bounds a request body (10 MiB); bodies up to APIRetryBody
+	// (64 KiB) are kept to send again after an upstream 401 and a refresh.
+	// APIForwarded sets X-Forwarded-For/-Host/-Proto upstream.
+	// APISessionCache is how long a replica reuses a session's record for
+	// proxied calls (1 s; negative: never, every call reads the vault).
+	// TokenEndpointOff turns POST /bff/token off (404): no access token
+	// ever reaches the browser.
+	APIRoutes        []APIRoute
+	APITimeout       time.Duration
+	APIStreamTimeout time.Duration
+	APIMaxBody       int64
+	APIRetryBody     int64
+	APIForwarded     bool
+	APISessionCache  time.Duration
+	TokenEndpointOff bool
+
 	Logger *slog.Logger
 	// Now is the clock; tests move it. Default time.Now.
 	Now func() time.Time
@@ -205,6 +226,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		if c.SessionIdle == 0 {
 			c.SessionIdle = -1 // "0": no idle timeout
 		}
+	}
+	if err := apiFromEnv(getenv, &c); err != nil {
+		return c, err
 	}
 	if v := getenv("TETHER_VAULT_KEY"); v != "" {
 		// A list, like TETHER_SESSION_KEYS: the first seals, all open.
@@ -380,6 +404,9 @@ func (c *Config) validate() error {
 	}
 	if c.SessionIdle == 0 {
 		c.SessionIdle = DefaultSessionIdle
+	}
+	if err := c.validateAPI(); err != nil {
+		return err
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -81,6 +81,7 @@ type Handler struct {
 	logins     *loginCookies
 	pageCSP    []string     // the page's Content-Security-Policy header
 	web        http.Handler // static files; nil without WebDir
+	api        *apiProxy    // proxy mode; nil without APIRoutes
 }
 
 // loginTTL is how long a login (its cookie, its state) stays valid.

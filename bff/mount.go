@@ -53,8 +53,11 @@ func (s *Handler) mount(g *gin.RouterGroup) {
 	g.GET(routeCallback, s.handleCallback)
 	j := g.Group("", requireCSRF)
 	j.GET(routeSession, s.handleSession)
-	j.POST(routeToken, s.handleToken)
+	if !s.cfg.TokenEndpointOff {
+		j.POST(routeToken, s.handleToken)
+	}
 	j.POST(routeLogout, s.handleLogout)
+	s.mountAPI(j)
 }
 
 // HealthHandler answers liveness probes: 200 "ok" while the process runs.

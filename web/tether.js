@@ -80,6 +80,11 @@
  * Go) as they are when it loads. A script that runs earlier can replace
  * them, and no script on the page can be kept from asking POST /bff/token
  * itself (see the README's security model).
+ *
+ * Proxy mode: Tether.start({ mode: "proxy", apis: { name: "https://api..." } })
+ * sends calls under those base URLs to the BFF (<bff>/api/<name>/...), which
+ * adds the token: the page holds none and loads no WebAssembly. See
+ * "proxy mode" below.
  */
 (function (global) {
   "use strict";
@@ -115,7 +120,8 @@
   let started = null;
 
   function start(options) {
-    started = started || boot(options || {}).catch((err) => {
+    options = options || {};
+    started = started || (options.mode === "proxy" ? bootProxy(options) : boot(options)).catch((err) => {
       started = null; // let the page try again
       throw err;
     });
@@ -407,6 +413,228 @@
     }
     headers.authorization = "Bearer " + token;
     return nativeFetch(target, { __proto__: null, ...init, headers });
+  }
+
+  // ---- proxy mode ------------------------------------------------------
+  //
+  // Tether.start({ mode: "proxy", apis: { github: "https://api.github.com" } }):
+  // tether.fetch("https://api.github.com/user?x=1") goes to
+  // <bff>/api/github/user?x=1, same origin, with the cookie and X-CSRF; the
+  // BFF adds the token, refreshes it, retries once after the API's 401. The
+  // browser holds no token and loads no WebAssembly. The page hears the
+  // same events and errors as in token mode, from the BFF's Tether-* answer
+  // headers: "token" {expiresAt} when the token the BFF used changed (never
+  // the token), "recovered" {reason: "rejected"} after the BFF's retry,
+  // "degraded"/"recovered" around an outage, "reconnect" {reason} once the
+  // session is over (the call that found out returns the BFF's 401; later
+  // ones reject at once with TetherReconnectRequired); a provider outage
+  // with no valid token left rejects with TetherUnavailable (retryAfter).
+  // URLs under no route are fetched untouched or, with apiOrigins too,
+  // token-mediated (that needs POST /bff/token, and wasm_exec.js).
+
+  const urlPathname = getter(NativeURL, "pathname"), urlSearch = getter(NativeURL, "search");
+  const UNAVAILABLE = new Set(["provider_unavailable", "storage_unavailable", "too_many_refreshes"]);
+  const EVENTS = ["token", "reconnect", "degraded", "recovered", "logout"];
+
+  async function bootProxy(options) {
+    const bff = (options.bff || "/bff").replace(/\/+$/, "");
+    const routes = proxyRoutes(options.apis);
+    const inner = options.apiOrigins && options.apiOrigins.length ? await boot(options) : null;
+    return new ProxyTether(bff, routes, inner);
+  }
+
+  // proxyRoutes checks options.apis: route name -> the API's base URL
+  // (http(s), no query or fragment), longest base path first.
+  function proxyRoutes(apis) {
+    const routes = [];
+    for (const [name, base] of Object.entries(apis || {})) {
+      if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name)) throw new Error("tether: apis: " + JSON.stringify(name) + " is not a route name");
+      const u = new NativeURL(String(base));
+      if ((u.protocol !== "https:" && u.protocol !== "http:") || u.search || u.hash || u.username || u.password) {
+        throw new Error("tether: apis." + name + ": " + JSON.stringify(String(base)) + " is not a base URL like https://api.example");
+      }
+      routes.push({ name, origin: apply(urlOrigin, u, []), path: apply(urlPathname, u, []).replace(/\/+$/, "") });
+    }
+    if (!routes.length) throw new Error('tether: mode "proxy" needs apis, like { github: "https://api.github.com" }');
+    return routes.sort((a, b) => b.path.length - a.path.length);
+  }
+
+  function tetherError(name, message, fields) {
+    const err = new Error(message);
+    err.name = name;
+    return Object.assign(err, fields);
+  }
+
+  class ProxyTether extends EventTarget {
+    #bff;
+    #routes;
+    #inner; // the token-mediated Tether for apiOrigins, or null
+    #state = { connected: false, expiresAt: 0, degraded: false, reason: "" };
+
+    constructor(bff, routes, inner) {
+      super();
+      this.#bff = bff;
+      this.#routes = routes;
+      this.#inner = inner;
+      if (inner) {
+        for (const type of EVENTS) {
+          inner.addEventListener(type, (e) => this.dispatchEvent(new CustomEvent(type, { detail: e.detail })));
+        }
+      }
+      this.fetch = this.fetch.bind(this);
+      // After the caller's `await Tether.start()`, as in token mode.
+      if (!inner) setTimeout(() => this.#prefetch(), 0);
+    }
+
+    #emit(type, detail) {
+      this.dispatchEvent(new CustomEvent(type, { detail }));
+    }
+
+    // #prefetch tells the page at start whether there is a session, as the
+    // first token request does in token mode.
+    async #prefetch() {
+      let s;
+      try {
+        s = await this.session();
+      } catch {
+        return; // the first call will tell
+      }
+      if (s.authenticated) {
+        this.#token(s.access_expires_at || 0);
+      } else {
+        this.#reconnect(s.reason || "no_session");
+      }
+    }
+
+    #route(href) {
+      let u;
+      try {
+        u = new NativeURL(href, base());
+      } catch {
+        return null;
+      }
+      const origin = apply(urlOrigin, u, []), path = apply(urlPathname, u, []);
+      for (const r of this.#routes) {
+        if (origin === r.origin && (path === r.path || path.startsWith(r.path + "/") || r.path === "")) {
+          return this.#bff + "/api/" + r.name + path.slice(r.path.length) + apply(urlSearch, u, []);
+        }
+      }
+      return null;
+    }
+
+    async fetch(input, init) {
+      // The URL is read once, with the built-ins as they were at load:
+      // the decision and the request are about the same URL.
+      const isRequest = input instanceof NativeRequest;
+      const target = this.#route(isRequest ? apply(requestURL, input, []) : String(input));
+      if (target === null) return this.#inner ? this.#inner.fetch(input, init) : nativeFetch(input, init);
+      if (this.#state.reason) {
+        throw tetherError("TetherReconnectRequired", "tether: reconnect required (" + this.#state.reason + ")", { reason: this.#state.reason });
+      }
+      const own = init && init.headers !== undefined ? init.headers : isRequest ? apply(requestHeaders, input, []) : undefined;
+      const headers = new NativeHeaders(own);
+      headers.set("X-CSRF", "1");
+      const opts = { credentials: "same-origin" };
+      if (isRequest) {
+        for (const k of ["method", "cache", "redirect", "referrer", "referrerPolicy", "integrity", "keepalive", "signal"]) opts[k] = input[k];
+        if (input.method !== "GET" && input.method !== "HEAD" && input.body) opts.body = await input.arrayBuffer();
+      }
+      const res = await nativeFetch(target, Object.assign(opts, init, { headers, credentials: "same-origin" }));
+      const code = res.headers.get("Tether-Error");
+      if (code === "reconnect_required") {
+        let reason = "no_session";
+        try {
+          reason = (await res.clone().json()).reason || reason;
+        } catch {
+          // keep no_session
+        }
+        this.#reconnect(reason);
+        return res;
+      }
+      if (UNAVAILABLE.has(code)) {
+        const retryAfter = Number(res.headers.get("Retry-After")) || 0;
+        this.#degrade(code, retryAfter);
+        throw tetherError("TetherUnavailable", "tether: " + code + ", retry in " + retryAfter + " s", { reason: code, retryAfter });
+      }
+      if (code === null) this.#answered(res.headers);
+      return res;
+    }
+
+    // #answered reads what an upstream answer says about the token.
+    #answered(h) {
+      const degraded = h.get("Tether-Degraded");
+      const expires = h.get("Tether-Expires-At");
+      if (h.get("Tether-Retried") === "1") this.#emit("recovered", { reason: "rejected" });
+      if (degraded !== null) {
+        this.#degrade("provider_unavailable", Number(degraded) || 0);
+      } else if (this.#state.degraded) {
+        this.#state.degraded = false;
+        this.#emit("recovered", { reason: "degraded" });
+      }
+      if (expires !== null) this.#token(Number(expires) || 0);
+    }
+
+    #token(expiresAt) {
+      const st = this.#state;
+      if (st.connected && st.expiresAt === expiresAt) return;
+      st.connected = true;
+      st.expiresAt = expiresAt;
+      this.#emit("token", { expiresAt });
+    }
+
+    #degrade(reason, retryAfter) {
+      if (this.#state.degraded) return;
+      this.#state.degraded = true;
+      this.#emit("degraded", { reason, retryAfter });
+    }
+
+    #reconnect(reason) {
+      if (this.#state.reason) return;
+      this.#state = { connected: false, expiresAt: 0, degraded: false, reason };
+      this.#emit("reconnect", { reason });
+    }
+
+    state() {
+      const own = Object.assign({}, this.#state);
+      if (!this.#inner) return own;
+      const other = this.#inner.state();
+      return {
+        connected: own.connected || other.connected, expiresAt: Math.max(own.expiresAt, other.expiresAt),
+        degraded: own.degraded || other.degraded, reason: own.reason || other.reason,
+      };
+    }
+
+    login(returnTo) {
+      if (this.#inner) return this.#inner.login(returnTo);
+      const path = returnTo || global.location.pathname + global.location.search + global.location.hash;
+      global.location.assign(this.#bff + "/login?return_to=" + encodeURIComponent(path));
+    }
+
+    async logout() {
+      if (this.#inner) {
+        await this.#inner.logout(); // its "logout" event is passed on
+      } else {
+        const res = await nativeFetch(this.#bff + "/logout", { method: "POST", credentials: "same-origin", headers: CSRF });
+        if (!res.ok) throw new Error("tether: logout answered " + res.status);
+      }
+      this.#state = { connected: false, expiresAt: 0, degraded: false, reason: "logged_out" };
+      if (!this.#inner) this.#emit("logout", {});
+    }
+
+    async session() {
+      const res = await nativeFetch(this.#bff + "/session", { credentials: "same-origin", cache: "no-store", headers: CSRF });
+      if (!res.ok) throw new Error("tether: session answered " + res.status);
+      return res.json();
+    }
+
+    restart() {
+      this.#state = { connected: false, expiresAt: 0, degraded: false, reason: "" };
+      if (this.#inner) {
+        this.#inner.restart();
+      } else {
+        this.#prefetch();
+      }
+    }
   }
 
   global.Tether = { start };

@@ -50,6 +50,11 @@ type Config struct {
 	API string `json:"api"`
 	// Controls is the dev provider's base URL for /control/*.
 	Controls string `json:"controls"`
+	// Mode is "proxy" when the BFF calls APIs for the page (its API
+	// routes, in APIs: name -> base URL); the page passes both to
+	// Tether.start. Empty: the page holds the token (apiOrigins).
+	Mode string            `json:"mode,omitempty"`
+	APIs map[string]string `json:"apis,omitempty"`
 }
 
 // Demo is a running demo.
@@ -140,6 +145,11 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 		// provider's origin: its CSP must allow them.
 		"TETHER_API_ORIGINS": d.DevURL,
 	}
+	// TETHER_DEMO_MODE=proxy: the BFF calls the sample API for the page
+	// and hands the browser no token at all.
+	if o.Getenv("TETHER_DEMO_MODE") == "proxy" {
+		fixed["TETHER_API_ROUTES"], fixed["TETHER_TOKEN_ENDPOINT"] = "dev="+d.DevURL+"/api", "off"
+	}
 	// In a quirk mode the BFF uses the matching preset, pointed at the dev
 	// provider, exactly as it would be pointed at the real one.
 	switch dcfg.Quirks {
@@ -180,7 +190,14 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 		return fail(err)
 	}
 	mux := http.NewServeMux()
-	conf, _ := json.Marshal(Config{APIOrigin: d.DevURL, API: d.DevURL + "/api/me", Controls: d.DevURL})
+	page := Config{APIOrigin: d.DevURL, API: d.DevURL + "/api/me", Controls: d.DevURL}
+	if len(cfg.APIRoutes) > 0 {
+		page.Mode, page.APIs = "proxy", map[string]string{}
+		for _, r := range cfg.APIRoutes {
+			page.APIs[r.Name] = r.URL
+		}
+	}
+	conf, _ := json.Marshal(page)
 	mux.HandleFunc("GET /demo/config.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-cache")
