@@ -30,6 +30,7 @@ import (
 // upstream 401.
 type apiProxy struct {
 	s         *Handler
+	apiPath   string // where proxied calls arrive: Config.BasePath + "/api"
 	routes    map[string]*apiRoute
 	maxBody   int64
 	retryBody int64
@@ -81,7 +82,8 @@ func callOf(ctx context.Context) *apiCall {
 func newAPIProxy(s *Handler) *apiProxy {
 	cfg := s.cfg
 	a := &apiProxy{
-		s: s, routes: map[string]*apiRoute{},
+		apiPath: cfg.BasePath + strings.TrimPrefix(wire.PathAPI, wire.BasePath),
+		s:       s, routes: map[string]*apiRoute{},
 		maxBody: cfg.APIMaxBody, retryBody: cfg.APIRetryBody, stream: cfg.APIStreamTimeout, forwarded: cfg.APIForwarded,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tether_api_requests_total",
@@ -109,7 +111,7 @@ func newAPIProxy(s *Handler) *apiProxy {
 	for _, r := range cfg.APIRoutes {
 		target, _ := upstreamURL(r.URL) // checked by Config.validate
 		rt := &apiRoute{
-			name: r.Name, target: target, prefix: wire.PathAPI + "/" + r.Name,
+			name: r.Name, target: target, prefix: a.apiPath + "/" + r.Name,
 			ok: a.requests.WithLabelValues(r.Name, "ok"), retried: a.retries.WithLabelValues(r.Name),
 		}
 		rt.proxy = &httputil.ReverseProxy{
@@ -197,7 +199,7 @@ func (a *apiProxy) handle(c *gin.Context) {
 // or backslash, an empty segment (//host), a control character.
 func (a *apiProxy) match(u *url.URL) (rt *apiRoute, path, raw, msg string) {
 	esc := u.EscapedPath()
-	rest, ok := strings.CutPrefix(esc, wire.PathAPI+"/")
+	rest, ok := strings.CutPrefix(esc, a.apiPath+"/")
 	if !ok {
 		return nil, "", "", "no such API route"
 	}
