@@ -84,9 +84,9 @@ func TestServeSPATypes(t *testing.T) {
 		{"/assets/index-BbWvYbd3.js", "text/javascript; charset=utf-8", immutable},
 		{"/assets/index-BbWvYbd3.js.map", "application/json", immutable},
 		{"/assets/index-DiwrgTda.css", "text/css; charset=utf-8", immutable}, // no digit, but in assets/
-		{"/assets/tether-Cq1_x-9Z.wasm", "application/wasm", immutable},     // base64url, dashes in the hash
-		{"/assets/Inter-SemiBold.woff2", "font/woff2", immutable},           // 8 letters in assets/: taken for a hash
-		{"/fonts/Inter-SemiBold.woff2", "font/woff2", revalidate},           // outside assets/: a word
+		{"/assets/tether-Cq1_x-9Z.wasm", "application/wasm", immutable},      // base64url, dashes in the hash
+		{"/assets/Inter-SemiBold.woff2", "font/woff2", immutable},            // 8 letters in assets/: taken for a hash
+		{"/fonts/Inter-SemiBold.woff2", "font/woff2", revalidate},            // outside assets/: a word
 		{"/fonts/Inter-a1b2c3d4.woff", "font/woff", immutable},
 		{"/img/photo.jpg", "image/jpeg", revalidate},
 		{"/img/photo.webp", "image/webp", revalidate},
