@@ -1,10 +1,12 @@
 // Command tether is the Tether BFF. It reads its configuration from TETHER_*
-// variables (see the README), serves /bff/* and, with TETHER_WEB_DIR, the
-// page, and stops gracefully on SIGINT or SIGTERM.
+// variables (`tether -h` lists them: bff.EnvVars; the README says more),
+// serves /bff/* and, with TETHER_WEB_DIR, the page or a built SPA, and
+// stops gracefully on SIGINT or SIGTERM.
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +21,10 @@ import (
 )
 
 func main() {
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), "usage: tether\n\nThe Tether BFF reads these variables:\n\n"+bff.EnvHelp(bff.EnvVars))
+	}
+	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Getenv, os.Stdout, os.Stderr); err != nil {
