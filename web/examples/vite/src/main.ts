@@ -17,6 +17,9 @@ const $ = <T extends HTMLElement>(id: string): T => {
 
 const tether: TetherClient = await Tether.start({ bff: "/bff", apiOrigins: [new URL(API).origin] });
 
+let user = ""; // who the BFF says is signed in
+let ended = false; // the session ended under the user: the banner asks to sign in again
+
 // Every event in the log, as the page saw it (details never hold a token).
 const events: TetherEventType[] = ["token", "reconnect", "degraded", "recovered", "logout"];
 for (const type of events) {
@@ -29,19 +32,28 @@ for (const type of events) {
   });
 }
 tether.addEventListener("reconnect", (e) => {
+  // Without a session from the start (no_session, nobody signed in), the
+  // sign-in button is all there is to say.
+  if (e.detail.reason === "no_session" && !user) return;
+  ended = true;
   $("reconnect-text").textContent = "Your session ended (" + e.detail.reason + "). Sign in again to go on.";
   $("reconnect").hidden = false;
+  showState();
 });
-
-let user = "";
 
 function showState(): void {
   const s = tether.state();
+  const state = s.connected ? "connected" : ended ? "reconnect" : user ? "connecting" : "signed-out";
   const status = $("status");
-  status.dataset.state = s.connected ? "connected" : s.reason ? "reconnect" : user ? "connecting" : "signed-out";
-  status.textContent = s.connected ? "Signed in as " + (user || "you") : s.reason ? "Signed out (" + s.reason + ")" : "Signed out";
-  $("sign-in").hidden = s.connected || !!user;
-  $("sign-out").hidden = !s.connected && !user;
+  status.dataset.state = state;
+  status.textContent = {
+    connected: "Signed in as " + user,
+    reconnect: "Signed out (" + s.reason + ")",
+    connecting: "Signing in as " + user + "…",
+    "signed-out": "Signed out",
+  }[state];
+  $("sign-in").hidden = state !== "signed-out";
+  $("sign-out").hidden = state !== "connected" && state !== "connecting";
 }
 
 // Sign-in leaves for the provider and comes back to this very route.
@@ -50,6 +62,7 @@ $("reconnect-sign-in").addEventListener("click", () => tether.login());
 $("sign-out").addEventListener("click", async () => {
   await tether.logout();
   user = "";
+  ended = false;
   showState();
 });
 
