@@ -50,7 +50,7 @@ example-deps: $(EXAMPLE)/node_modules/.package-lock.json
 example: $(EXAMPLE)/dist/index.html
 
 $(EXAMPLE)/node_modules/.package-lock.json: $(EXAMPLE)/package-lock.json $(EXAMPLE)/package.json $(NPM_TGZ)
-	cd $(EXAMPLE) && npm ci --loglevel=warn
+	cd $(EXAMPLE) && npm ci --prefer-offline --loglevel=warn
 
 $(EXAMPLE)/dist/index.html: $(EXAMPLE)/node_modules/.package-lock.json $(EXAMPLE_SRC)
 	cd $(EXAMPLE) && npx tsc --noEmit --strict && npx vite build --logLevel warn
@@ -75,9 +75,9 @@ vet:
 	GOOS=js GOARCH=wasm $(GO) vet ./wasm/... ./shared/...
 
 ## test: everything: host tests with the race detector (the e2e tests drive
-## headless Chromium, the Vite example among them), and the WASM bindings
-## under Node
-test: deps vet web example
+## headless Chromium; they type-check and build the Vite example from the
+## node_modules example-deps installs), and the WASM bindings under Node
+test: deps vet web example-deps
 	$(GO) test -race -count=1 ./...
 	GOOS=js GOARCH=wasm $(GO) test -count=1 -exec="$(GOROOT)/lib/wasm/go_js_wasm_exec" ./wasm/... ./shared/...
 	$(MAKE) fuzz
