@@ -196,9 +196,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	route := h.isRoute(r)
-	if route {
+	route := false
+	if h.routeShaped(r.URL.Path) {
+		// The answer depends on Accept, a 404 included: a cache that kept
+		// fetch's 404 must not give it to a navigation.
 		w.Header().Add("Vary", "Accept")
+		route = acceptsHTML(r.Header.Values("Accept"))
 	}
 	name, ok := cleanName(r.URL.Path)
 	ctype, known := contentType(name)
@@ -245,15 +248,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, name, info.ModTime(), f)
 }
 
-// isRoute reports whether r is a navigation to a route of a single-page
-// app, which the fallback page answers when no file does: a GET or HEAD
-// (checked by the caller) that accepts text/html, for a clean path whose
-// last segment has no extension, outside the reserved prefixes.
-func (h *handler) isRoute(r *http.Request) bool {
-	if h.fallback == "" || !acceptsHTML(r.Header.Values("Accept")) {
+// routeShaped reports whether a request for p that accepts text/html
+// (a navigation) gets the fallback page when no file answers: with a
+// fallback, for a clean path whose last segment has no extension, outside
+// the reserved prefixes. The caller checks the method (GET or HEAD).
+func (h *handler) routeShaped(p string) bool {
+	if h.fallback == "" {
 		return false
 	}
-	p := r.URL.Path
 	if _, clean := cleanName(p); !clean || strings.Contains(path.Base(p), ".") && !strings.HasSuffix(p, "/") {
 		return false
 	}

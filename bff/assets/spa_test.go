@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -191,13 +192,19 @@ func TestFallback(t *testing.T) {
 			}
 		})
 	}
-	// A route's answer depends on Accept: caches are told.
-	rec := httptest.NewRecorder()
-	req := httptest.NewRequest("GET", "/settings/profile", nil)
-	req.Header.Set("Accept", nav)
-	h.ServeHTTP(rec, req)
-	if !strings.Contains(strings.Join(rec.Header().Values("Vary"), ","), "Accept") {
-		t.Errorf("Vary %q; want Accept", rec.Header().Values("Vary"))
+	// A route's answer depends on Accept, its 404 to fetch included:
+	// caches are told. A file's answer does not.
+	for _, c := range []struct {
+		path, accept string
+		vary         bool
+	}{{"/settings/profile", nav, true}, {"/settings/profile", "*/*", true}, {"/app.js", nav, false}, {"/bff/x", nav, false}} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", c.path, nil)
+		req.Header.Set("Accept", c.accept)
+		h.ServeHTTP(rec, req)
+		if got := slices.Contains(rec.Header().Values("Vary"), "Accept"); got != c.vary {
+			t.Errorf("GET %s (Accept %q): Vary %q; want Accept: %v", c.path, c.accept, rec.Header().Values("Vary"), c.vary)
+		}
 	}
 }
 
