@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -99,4 +101,45 @@ func getHTML(ctx context.Context, u string) (*http.Response, error) {
 	}
 	req.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
 	return http.DefaultClient.Do(req)
+}
+
+// The example depends on the packed package of this tree, at the version
+// web/npm/package.json gives; its lockfile records that tarball without an
+// integrity hash (the tarball changes with every client build: npm ci
+// would refuse it, or install a cached older one) and no registry address.
+func TestExampleLockfile(t *testing.T) {
+	read := func(p string, v any) {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join(repoRoot, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, v); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+	}
+	var pkg struct{ Name, Version string }
+	read("web/npm/package.json", &pkg)
+	want := "file:../../dist/" + strings.NewReplacer("@", "", "/", "-").Replace(pkg.Name) + "-" + pkg.Version + ".tgz"
+	var example struct{ Dependencies map[string]string }
+	read("web/examples/vite/package.json", &example)
+	if got := example.Dependencies[pkg.Name]; got != want {
+		t.Errorf("the example depends on %s %q; want %q (npm pack's name for version %s)", pkg.Name, got, want, pkg.Version)
+	}
+	var lock struct {
+		Packages map[string]map[string]any `json:"packages"`
+	}
+	read("web/examples/vite/package-lock.json", &lock)
+	entry := lock.Packages["node_modules/"+pkg.Name]
+	if entry["resolved"] != want || entry["version"] != pkg.Version {
+		t.Errorf("the lockfile has %s as %v; want %s at %s", pkg.Name, entry, want, pkg.Version)
+	}
+	if _, ok := entry["integrity"]; ok {
+		t.Errorf("the lockfile pins the local tarball's integrity: remove it (npm ci would fail on the next client build)")
+	}
+	for name, p := range lock.Packages {
+		if r, _ := p["resolved"].(string); strings.Contains(r, "://") {
+			t.Errorf("the lockfile names a download address for %s (keep omit-lockfile-registry-resolved in .npmrc)", name)
+		}
+	}
 }
