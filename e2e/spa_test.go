@@ -306,3 +306,44 @@ func reportTransfer(t *testing.T, dir string) {
 	})
 	t.Logf("the example's first load: %d bytes, %d with gzip -9 (%s)", raw, gz, strings.Join(parts, ", "))
 }
+
+// TestPackageScriptTags: the npm package's files as two script tags (a
+// CDN's way, no bundler): tether.js with data-wasm pointing at the
+// package's tether.wasm starts the client, which asks the BFF for a token
+// and says reconnect (no_session) to a visitor without a session.
+func TestPackageScriptTags(t *testing.T) {
+	exampleDir(t) // make example-deps lays out the package in web/dist/npm
+	web := t.TempDir()
+	pkg := filepath.Join(repoRoot, "web", "dist", "npm")
+	for _, name := range []string{"tether.js", "wasm_exec.js", assets.PackageWasm} {
+		data, err := os.ReadFile(filepath.Join(pkg, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(web, "pkg-"+name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	html := `<!doctype html><title>script tags</title>
+<script src="/pkg-wasm_exec.js"></script>
+<script src="/pkg-tether.js" data-wasm="/pkg-tether.wasm"></script>
+<script type="module">
+  const tether = await Tether.start({ bff: "/bff" });
+  tether.addEventListener("reconnect", (e) => { document.body.dataset.reason = e.detail.reason; });
+</script>`
+	if err := os.WriteFile(filepath.Join(web, "index.html"), []byte(html), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startSPAStack(t, "127.0.0.1:0", "127.0.0.1:0", "", web)
+	tab := newTab(t)
+	p := &page{t: t, tab: tab}
+	step, done := context.WithTimeout(tab, stepTimeout)
+	defer done()
+	if err := chromedp.Do(step, chromedp.Navigate(s.d.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor(`document.body.dataset.reason === "no_session"`, stepTimeout, "the client to start and say reconnect (no_session)")
+	if n := (&stack{t: t, d: s.d}).tokenTotal(); n != 1 {
+		t.Errorf("%d POST /bff/token; want the client's one", n)
+	}
+}
