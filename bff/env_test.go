@@ -4,6 +4,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,16 +57,32 @@ func TestEnvVarsDefaults(t *testing.T) {
 		"TETHER_SESSION_MAX_AGE":  DefaultSessionMaxAge,
 		"TETHER_PROVIDER_TIMEOUT": DefaultProviderTimeout,
 		"TETHER_RETRY_AFTER":      DefaultRetryAfter,
+		"TETHER_FORCE_MIN_AGE":    DefaultForceMinAge,
+		"TETHER_SESSION_IDLE":     DefaultSessionIdle,
 	}
 	for _, v := range EnvVars {
+		switch v.Name {
+		case "TETHER_FORCE_RATE":
+			if v.Default != strconv.Itoa(DefaultForceRate)+"/m" {
+				t.Errorf("%s: -h says %q; the code's default is %d a minute", v.Name, v.Default, DefaultForceRate)
+			}
+		case "TETHER_FORCE_BURST":
+			if v.Default != strconv.Itoa(DefaultForceBurst) {
+				t.Errorf("%s: -h says %q; the code's default is %d", v.Name, v.Default, DefaultForceBurst)
+			}
+		}
 		d, ok := want[v.Name]
 		if !ok {
 			continue
 		}
+		delete(want, v.Name)
 		got, err := time.ParseDuration(v.Default)
 		if err != nil || got != d {
 			t.Errorf("%s: -h says %q; the code's default is %v", v.Name, v.Default, d)
 		}
+	}
+	for name := range want {
+		t.Errorf("%s is not in EnvVars", name)
 	}
 }
 

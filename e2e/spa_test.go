@@ -324,15 +324,19 @@ func TestPackageScriptTags(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	html := `<!doctype html><title>script tags</title>
+	// No inline script: the BFF's page policy (CSP) refuses them.
+	files := map[string]string{
+		"index.html": `<!doctype html><title>script tags</title>
 <script src="/pkg-wasm_exec.js"></script>
 <script src="/pkg-tether.js" data-wasm="/pkg-tether.wasm"></script>
-<script type="module">
-  const tether = await Tether.start({ bff: "/bff" });
-  tether.addEventListener("reconnect", (e) => { document.body.dataset.reason = e.detail.reason; });
-</script>`
-	if err := os.WriteFile(filepath.Join(web, "index.html"), []byte(html), 0o644); err != nil {
-		t.Fatal(err)
+<script type="module" src="/app.js"></script>`,
+		"app.js": `const tether = await Tether.start({ bff: "/bff" });
+tether.addEventListener("reconnect", (e) => { document.body.dataset.reason = e.detail.reason; });`,
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(web, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s := startSPAStack(t, "127.0.0.1:0", "127.0.0.1:0", "", web)
 	tab := newTab(t)

@@ -136,6 +136,9 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 		"TETHER_CLIENT_SECRET": dcfg.ClientSecret,
 		"TETHER_SCOPES":        "openid profile email",
 		"TETHER_WEB_DIR":       o.WebDir,
+		// The page calls the sample API and the controls on the dev
+		// provider's origin: its CSP must allow them.
+		"TETHER_API_ORIGINS": d.DevURL,
 	}
 	// In a quirk mode the BFF uses the matching preset, pointed at the dev
 	// provider, exactly as it would be pointed at the real one.
