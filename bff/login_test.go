@@ -27,14 +27,22 @@ type redisConn struct {
 	r *bufio.Reader
 }
 
-func dialRedis(t testing.TB, addr string) *redisConn {
+func dialRedis(t testing.TB, redisURL string) *redisConn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+	u, err := url.Parse(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", u.Host, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &redisConn{t: t, c: c, r: bufio.NewReader(c)}
+	rc := &redisConn{t: t, c: c, r: bufio.NewReader(c)}
+	if pw, ok := u.User.Password(); ok {
+		rc.do("AUTH", pw) // the embedded Redis requires its password
+	}
+	return rc
 }
 
 // do sends one command and decodes the reply (simple string, integer,
@@ -130,12 +138,12 @@ func measureRedis(t testing.TB, addr string, real bool) redisUsage {
 	return u
 }
 
-// redisAddr is the address of the Redis a stack's replicas share.
+// redisAddr is the URL of the Redis a stack's replicas share.
 func (s *stack) redisAddr(redisURL string) string {
 	if redisURL != "" {
-		return strings.TrimPrefix(redisURL, "redis://")
+		return redisURL
 	}
-	return s.bffs[0].vault.(interface{ EmbeddedAddr() string }).EmbeddedAddr()
+	return s.bffs[0].vault.(interface{ EmbeddedURL() string }).EmbeddedURL()
 }
 
 // floodLogins sends n GET /bff/login (no cookie, a 500-byte return_to) to

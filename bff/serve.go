@@ -43,10 +43,9 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 	return err
 }
 
-// ServeWithMetrics is Serve of h on ln and, when mln is not nil, of GET
-// /metrics (h.MetricsHandler) on mln, a listener of its own. Both stop
-// together: when ctx is done, or when either fails (its error is
-// returned, the metrics listener's wrapped as such).
+// ServeWithMetrics is Serve for the BFF's two listeners: h on ln and, when
+// mln is not nil, h's metrics (GET /metrics) on mln. Both stop together:
+// when one fails, the other is shut down too.
 func ServeWithMetrics(ctx context.Context, ln, mln net.Listener, h *Handler) error {
 	if mln == nil {
 		return Serve(ctx, ln, h)
@@ -68,9 +67,8 @@ func ServeWithMetrics(ctx context.Context, ln, mln net.Listener, h *Handler) err
 	return err
 }
 
-// NewLogger builds a process logger on w: JSON when format is "json",
-// else text (TETHER_LOG_FORMAT); level is debug, info (default), warn or
-// error (TETHER_LOG_LEVEL).
+// NewLogger builds a process logger: JSON when format is "json", else
+// text; level is debug, info (default), warn or error.
 func NewLogger(format, level string, w io.Writer) *slog.Logger {
 	var lv slog.Level
 	if lv.UnmarshalText([]byte(level)) != nil {

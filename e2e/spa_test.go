@@ -309,8 +309,8 @@ func reportTransfer(t *testing.T, dir string) {
 
 // TestPackageScriptTags: the npm package's files as two script tags (a
 // CDN's way, no bundler): tether.js with data-wasm pointing at the
-// package's tether.wasm starts the client, which asks the BFF for a token
-// and says reconnect (no_session) to a visitor without a session.
+// package's tether.wasm starts the client, which says reconnect
+// (no_session) to a visitor without a session.
 func TestPackageScriptTags(t *testing.T) {
 	exampleDir(t) // make example-deps lays out the package in web/dist/npm
 	web := t.TempDir()
@@ -347,7 +347,4 @@ tether.addEventListener("reconnect", (e) => { document.body.dataset.reason = e.d
 		t.Fatal(err)
 	}
 	p.waitFor(`document.body.dataset.reason === "no_session"`, stepTimeout, "the client to start and say reconnect (no_session)")
-	if n := (&stack{t: t, d: s.d}).tokenTotal(); n != 1 {
-		t.Errorf("%d POST /bff/token; want the client's one", n)
-	}
 }

@@ -25,6 +25,7 @@ type stackOptions struct {
 	providerTimeout time.Duration // the BFF's bound on a call to the provider
 	retryAfter      time.Duration // the BFF's advice when the provider gives none
 	csp             string        // replaces the page's Content-Security-Policy (TETHER_CSP)
+	revokeOnRefresh bool          // a refresh kills the earlier access tokens at once (GitHub, Hydra)
 }
 
 // stack is a running demo: the page, the BFF and the dev provider.
@@ -48,6 +49,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		Dev: func(c *devprovider.Config) {
 			c.AccessTTL = o.accessTTL
 			c.AutoApprove = o.autoApprove
+			c.RevokeAccessOnRefresh = o.revokeOnRefresh
 		},
 		BFF: func(c *bff.Config) {
 			c.ProviderTimeout = o.providerTimeout

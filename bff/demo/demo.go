@@ -158,6 +158,17 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 		return fail(err)
 	}
 	cfg.Logger = o.Logger.With("component", "bff")
+	// The demo's buttons are pressed in quick succession (Expire, then an
+	// outage, then Expire again, then Revoke), and each API 401 must reach
+	// the provider to show its consequence: the bounds on forced refreshes
+	// are loosened unless the environment sets them. Production keeps the
+	// defaults (5 s, 6 a minute, burst 3).
+	if o.Getenv("TETHER_FORCE_MIN_AGE") == "" {
+		cfg.ForceMinAge = demoForceMinAge
+	}
+	if o.Getenv("TETHER_FORCE_RATE") == "" && o.Getenv("TETHER_FORCE_BURST") == "" {
+		cfg.ForceRate, cfg.ForcePer, cfg.ForceBurst = 120, time.Minute, 30
+	}
 	if throwAwayKeys(&cfg) {
 		o.Logger.Info("the demo uses throw-away keys: its sessions end when it stops")
 	}
@@ -230,3 +241,7 @@ func randomKey() []byte {
 	rand.Read(k) // never fails (crypto/rand)
 	return k
 }
+
+// demoForceMinAge is the demo's TETHER_FORCE_MIN_AGE unless the
+// environment sets one.
+const demoForceMinAge = 100 * time.Millisecond

@@ -9,8 +9,10 @@ export type ReconnectReason =
   | "no_session"
   /** The provider refused the refresh token (invalid_grant). */
   | "revoked"
-  /** The session's refresh token expired. */
-  | "expired";
+  /** The session's refresh token expired, or the session sat idle too long. */
+  | "expired"
+  /** A logout ended the session (in this tab, another tab or another device). */
+  | "signed_out";
 
 /** ReconnectReason, or the client's own "logged_out" after logout(). */
 export type StateReason = ReconnectReason | "logged_out";
@@ -19,7 +21,12 @@ export type StateReason = ReconnectReason | "logged_out";
  * Why no token could be had for now: the BFF's error code, or "network"
  * when the BFF could not be reached or answered something unreadable.
  */
-export type DegradedReason = "provider_unavailable" | "storage_unavailable" | "network" | (string & {});
+export type DegradedReason =
+  | "provider_unavailable"
+  | "storage_unavailable"
+  | "too_many_refreshes"
+  | "network"
+  | (string & {});
 
 /** What Tether.start takes. */
 export interface TetherOptions {

@@ -29,7 +29,7 @@ export async function everything(): Promise<void> {
   const s: TetherState = tether.state();
   const connected: boolean = s.connected;
   const expiresAt: number = s.expiresAt;
-  const reason: "" | "no_session" | "revoked" | "expired" | "logged_out" = s.reason;
+  const reason: "" | "no_session" | "revoked" | "expired" | "signed_out" | "logged_out" = s.reason;
 
   const session: TetherSession = await tether.session();
   const who: string = session.authenticated ? session.subject : "nobody";
@@ -41,7 +41,7 @@ export async function everything(): Promise<void> {
 
   tether.addEventListener("token", (e) => console.log(e.detail.expiresAt.toFixed()));
   tether.addEventListener("reconnect", (e) => {
-    const r: "no_session" | "revoked" | "expired" = e.detail.reason;
+    const r: "no_session" | "revoked" | "expired" | "signed_out" = e.detail.reason;
     void r;
   });
   tether.addEventListener("degraded", (e: TetherEventMap["degraded"]) => {
@@ -60,7 +60,7 @@ export async function everything(): Promise<void> {
     await tether.fetch("https://api.example/me");
   } catch (err) {
     if (isTetherError(err, "TetherReconnectRequired")) {
-      const r: "no_session" | "revoked" | "expired" | "logged_out" = err.reason;
+      const r: "no_session" | "revoked" | "expired" | "signed_out" | "logged_out" = err.reason;
       void r;
     } else if (isTetherError(err, "TetherUnavailable")) {
       const wait: number = err.retryAfter;
@@ -80,7 +80,7 @@ export async function mistakes(tether: TetherClient): Promise<void> {
   tether.addEventListener("reconect", (e) => console.log(e));
   // @ts-expect-error degraded's detail has no expiresAt
   tether.addEventListener("degraded", (e) => console.log(e.detail.expiresAt));
-  // @ts-expect-error a reconnect reason is one of three words
+  // @ts-expect-error a reconnect reason is one of four words
   tether.addEventListener("reconnect", (e) => e.detail.reason === "logged-out");
   // @ts-expect-error apiOrigins, not apiOrigin
   await Tether.start({ apiOrigin: ["https://api.example"] });
