@@ -4,9 +4,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
+	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -95,8 +99,14 @@ type Config struct {
 	SessionIdle time.Duration
 
 	// WebDir, when set, is served at / for everything outside /bff/
-	// (the demo page and the WASM client).
+	// (the demo page and the WASM client, or a built single-page app).
 	WebDir string
+	// WebFallback, with WebDir, is the page (a path in WebDir, such as
+	// index.html) served with status 200 for a single-page app's routes:
+	// a GET that accepts text/html, of a path with no file behind it and
+	// no extension in its last segment, outside /bff/, /healthz, /readyz
+	// and /metrics. Empty: such paths are 404s.
+	WebFallback string
 
 	// APIOrigins are the APIs' origins (scheme://host[:port]): the page
 	// calls them (the client's apiOrigins), so its Content-Security-Policy
@@ -182,6 +192,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		ClientSecret: getenv("TETHER_CLIENT_SECRET"),
 		RedisURL:     getenv("TETHER_REDIS_URL"),
 		WebDir:       getenv("TETHER_WEB_DIR"),
+		WebFallback:  getenv("TETHER_WEB_FALLBACK"),
 	}
 	if s := getenv("TETHER_SCOPES"); s != "" {
 		c.Scopes = strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' })
@@ -373,6 +384,18 @@ func (c *Config) validate() error {
 	for _, r := range c.CSP {
 		if r < 0x20 || r == 0x7f {
 			return &ConfigError{"TETHER_CSP", errors.New("has a control character; write the policy on one line")}
+		}
+	}
+	if c.WebFallback != "" {
+		if c.WebDir == "" {
+			return &ConfigError{"TETHER_WEB_FALLBACK", errors.New("needs TETHER_WEB_DIR, the directory it is in")}
+		}
+		name := filepath.ToSlash(c.WebFallback)
+		if !fs.ValidPath(name) || strings.HasPrefix(name, ".") || strings.Contains(name, "/.") || path.Ext(name) != ".html" {
+			return &ConfigError{"TETHER_WEB_FALLBACK", fmt.Errorf("%q is not an .html file's path inside TETHER_WEB_DIR, like index.html", c.WebFallback)}
+		}
+		if info, err := os.Stat(filepath.Join(c.WebDir, filepath.FromSlash(name))); err != nil || !info.Mode().IsRegular() {
+			return &ConfigError{"TETHER_WEB_FALLBACK", fmt.Errorf("%s is not a file in TETHER_WEB_DIR %s", name, c.WebDir)}
 		}
 	}
 	if c.RefreshBuffer == 0 {

@@ -118,7 +118,7 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	}
 	s := newHandler(cfg, v, p)
 	if cfg.WebDir != "" {
-		if s.web, err = newWebHandler(cfg.WebDir); err != nil {
+		if s.web, err = newWebHandler(cfg); err != nil {
 			v.Close()
 			return nil, &ConfigError{"TETHER_WEB_DIR", err}
 		}
