@@ -12,6 +12,9 @@
 //	tether:s:h(sid)       session Record, sealed; SET ... PX ttl (Put)
 //	tether:l:h(state)     login state, sealed; read once with GETDEL (TakeLogin)
 //	tether:lock:h(sid)    refresh lock, a random 16-byte hex token; SET NX PX lease
+//	tether:cb:{h(name)}:state  circuit breaker of one provider, open: "<down until ms> <last probe ms>"
+//	tether:cb:{h(name)}:fails  its count of transient failures in a row (closed)
+//	tether:cb:{h(name)}:probe  its probe slot, a random token; SET NX PX lease
 //
 // Ids are hashed so that a dump of Redis (or MONITOR, or a slow log) shows
 // neither the session cookie's value nor a pending OAuth state.
@@ -45,4 +48,16 @@
 // report ErrLockLost instead. The lock is advisory and a lease, not a
 // fence: a holder that stalls past its lease must assume another holder may
 // be running.
+//
+// # Circuit breaker
+//
+// Circuit keeps what every replica must agree on about a provider's
+// health: Fail counts a transient failure and opens the circuit at a
+// threshold (an open circuit is not extended by failures already under
+// way); TryProbe hands the one probe slot to a single caller once the
+// next probe is due; Reopen records a failed probe (only while the slot
+// is still the caller's) and Reset closes the circuit, freeing the slot so
+// that a probe failing afterwards cannot reopen it. Each step is one Lua
+// script or command. The circuit's keys are not secret and not sealed;
+// they share a hash tag so the scripts run on Redis Cluster.
 package vault
