@@ -78,9 +78,26 @@ type Config struct {
 	// ProviderTimeout is how long callers wait for the provider. The call
 	// itself may run longer (see Refresher.Token).
 	ProviderTimeout time.Duration
-	// RetryAfter is the advice given when the provider fails without a
-	// Retry-After of its own.
+	// RetryAfter is the advice given when a refresh cannot be attempted
+	// (the session's lock is held too long, the caller went away) and,
+	// without a Circuit, when the provider fails without a Retry-After of
+	// its own.
 	RetryAfter time.Duration
+	// RetryAfterMax caps every Retry-After the engine advises, whatever
+	// the provider sent.
+	RetryAfterMax time.Duration
+
+	// Circuit is the provider's circuit breaker state, shared by every
+	// replica (vault.Vault.Circuit); see breaker.go. Nil: no breaker, each
+	// session backs off on its own for the provider's Retry-After.
+	Circuit CircuitStore
+	// ProbeInterval is how often, while the circuit is open, one refresh
+	// in the whole deployment is let through as a probe (plus up to a
+	// tenth of jitter).
+	ProbeInterval time.Duration
+	// BreakerFailures is how many transient failures in a row, across the
+	// deployment, open the circuit. A 503 or 429 opens it at once.
+	BreakerFailures int
 
 	Logger   *slog.Logger
 	Observer Observer         // nil: nothing is observed
@@ -93,6 +110,9 @@ const (
 	DefaultSessionMaxAge   = 30 * 24 * time.Hour
 	DefaultProviderTimeout = 10 * time.Second
 	DefaultRetryAfter      = 5 * time.Second
+	DefaultRetryAfterMax   = 30 * time.Second
+	DefaultProbeInterval   = 2 * time.Second
+	DefaultBreakerFailures = 3
 )
 
 // Timings of the refresh lock and the store retries.
@@ -111,6 +131,7 @@ type Refresher struct {
 	obs      Observer
 	flight   singleflight.Group
 	lease    time.Duration // refresh lock lease, renewed while a refresh runs
+	brk      *breaker      // nil without Config.Circuit
 	// backoff holds, per session id, the time before which this process
 	// does not call the provider again after a transient refresh failure.
 	backoff sync.Map
@@ -130,6 +151,15 @@ func New(store Store, p Provider, cfg Config) *Refresher {
 	if cfg.RetryAfter <= 0 {
 		cfg.RetryAfter = DefaultRetryAfter
 	}
+	if cfg.RetryAfterMax <= 0 {
+		cfg.RetryAfterMax = DefaultRetryAfterMax
+	}
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = DefaultProbeInterval
+	}
+	if cfg.BreakerFailures <= 0 {
+		cfg.BreakerFailures = DefaultBreakerFailures
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -140,11 +170,18 @@ func New(store Store, p Provider, cfg Config) *Refresher {
 	if obs == nil {
 		obs = nopObserver{}
 	}
-	return &Refresher{
+	r := &Refresher{
 		cfg: cfg, log: cfg.Logger, store: store, provider: p, obs: obs,
 		lease: cfg.ProviderTimeout + 5*time.Second,
 	}
+	// Once the circuit opens or closes, it alone decides when sessions may
+	// call the provider again.
+	r.brk = newBreaker(cfg, obs, r.backoff.Clear)
+	return r
 }
+
+// Circuit is this process's view of the provider's circuit breaker.
+func (r *Refresher) Circuit() CircuitState { return r.brk.state() }
 
 type nopObserver struct{}
 
