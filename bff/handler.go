@@ -41,6 +41,7 @@ type sessionVault interface {
 	PutLogin(ctx context.Context, state string, l *vault.Login, ttl time.Duration) error
 	TakeLogin(ctx context.Context, state string) (*vault.Login, error)
 	Ping(ctx context.Context) error
+	Circuit(name string) *vault.Circuit
 	Close() error
 }
 
@@ -127,6 +128,7 @@ func newHandler(cfg Config, v sessionVault, p oauthProvider) *Handler {
 		refresher: refresh.New(v, p, refresh.Config{
 			Buffer: cfg.RefreshBuffer, SessionMaxAge: cfg.SessionMaxAge,
 			ProviderTimeout: cfg.ProviderTimeout, RetryAfter: cfg.RetryAfter,
+			Circuit: v.Circuit(cfg.circuitName()), ProbeInterval: cfg.ProbeInterval, RetryAfterMax: cfg.RetryAfterMax,
 			Logger: cfg.Logger, Observer: m, Now: cfg.Now,
 		}),
 	}
@@ -134,6 +136,16 @@ func newHandler(cfg Config, v sessionVault, p oauthProvider) *Handler {
 		s.cookieName = "__Host-tether_session"
 	}
 	return s
+}
+
+// circuitName names the provider's circuit breaker, which every replica
+// configured for the same provider shares: its token endpoint, else its
+// issuer.
+func (c *Config) circuitName() string {
+	if c.TokenURL != "" {
+		return c.TokenURL
+	}
+	return c.Issuer
 }
 
 // ServeHTTP answers one request.
