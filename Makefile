@@ -58,7 +58,7 @@ fuzz:
 BENCHFLAGS ?=
 bench: deps web
 	$(GO) test -run '^$$' -bench . -benchmem ./bff/...
-	$(GO) run ./bff/cmd/tether-bench $(BENCHFLAGS)
+	$(GO) run ./e2e/cmd/tether-bench $(BENCHFLAGS)
 	$(GO) test -run '^$$' -bench . ./e2e/
 
 clean:

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
@@ -24,11 +23,12 @@ type Config struct {
 	// unless it is plain-http localhost.
 	PublicURL string
 
-	// Provider names a preset: "github", "google", "entra", or "oidc"
-	// (generic discovery from Issuer). A preset fills the endpoints, scopes
-	// and authorization parameters left empty and selects its quirk
-	// handling; explicit values override its endpoints and keep the
-	// quirks. Empty: generic, from Issuer or explicit endpoints.
+	// Provider names a preset (see provider.Preset): "github", "google",
+	// "entra", or "oidc" (generic discovery from Issuer). A preset fills
+	// the endpoints, scopes and authorization parameters left empty and
+	// selects its quirk handling; explicit values override its endpoints
+	// and keep the quirks. Empty: generic, from Issuer or explicit
+	// endpoints.
 	Provider string
 	// GitHubURL and GitHubAPIURL point the github preset at a GitHub
 	// Enterprise Server (https://ghe.example and, by default, its /api/v3).
@@ -42,13 +42,9 @@ type Config struct {
 	// preset's (prompt=).
 	AuthParams url.Values
 
-	// Issuer enables OpenID Connect discovery. AuthURL, TokenURL, RevokeURL
-	// and UserinfoURL set or override endpoints.
-	Issuer      string
-	AuthURL     string
-	TokenURL    string
-	RevokeURL   string
-	UserinfoURL string
+	// Endpoints: Issuer enables OpenID Connect discovery; AuthURL,
+	// TokenURL, RevokeURL and UserinfoURL set or override endpoints.
+	provider.Endpoints
 
 	ClientID     string
 	ClientSecret string
@@ -92,6 +88,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; tests move it. Default time.Now.
 	Now func() time.Time
+
+	// resolved is the provider configuration validate worked out from
+	// the preset and the fields above; providerConfig completes it.
+	resolved provider.Config
 }
 
 // Defaults for Config's zero values.
@@ -125,11 +125,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		GitHubAPIURL: getenv("TETHER_GITHUB_API_URL"),
 		EntraTenant:  getenv("TETHER_ENTRA_TENANT"),
 		PublicURL:    getenv("TETHER_PUBLIC_URL"),
-		Issuer:       getenv("TETHER_ISSUER"),
-		AuthURL:      getenv("TETHER_AUTH_URL"),
-		TokenURL:     getenv("TETHER_TOKEN_URL"),
-		RevokeURL:    getenv("TETHER_REVOKE_URL"),
-		UserinfoURL:  getenv("TETHER_USERINFO_URL"),
+		Endpoints: provider.Endpoints{
+			Issuer:      getenv("TETHER_ISSUER"),
+			AuthURL:     getenv("TETHER_AUTH_URL"),
+			TokenURL:    getenv("TETHER_TOKEN_URL"),
+			RevokeURL:   getenv("TETHER_REVOKE_URL"),
+			UserinfoURL: getenv("TETHER_USERINFO_URL"),
+		},
 		ClientID:     getenv("TETHER_CLIENT_ID"),
 		ClientSecret: getenv("TETHER_CLIENT_SECRET"),
 		RedisURL:     getenv("TETHER_REDIS_URL"),
@@ -226,30 +228,19 @@ func (c *Config) validate() error {
 	if c.ClientID == "" {
 		return &ConfigError{"TETHER_CLIENT_ID", errors.New("is empty")}
 	}
-	if err := c.applyPreset(); err != nil {
-		return err
-	}
-	if c.Issuer == "" && (c.AuthURL == "" || c.TokenURL == "") {
-		return &ConfigError{"TETHER_ISSUER", errors.New("is empty, and TETHER_AUTH_URL and TETHER_TOKEN_URL are not both set")}
-	}
-	urls := []struct{ name, v string }{
-		{"TETHER_ISSUER", c.Issuer}, {"TETHER_AUTH_URL", c.AuthURL}, {"TETHER_TOKEN_URL", c.TokenURL},
-		{"TETHER_REVOKE_URL", c.RevokeURL}, {"TETHER_USERINFO_URL", c.UserinfoURL},
-	}
-	for _, x := range urls {
-		if x.v == "" {
-			continue
+	pc, err := provider.Preset(c.Provider, provider.PresetOptions{
+		Endpoints: c.Endpoints, Scopes: c.Scopes, AuthParams: c.AuthParams, ClientID: c.ClientID,
+		GitHubURL: c.GitHubURL, GitHubAPIURL: c.GitHubAPIURL, EntraTenant: c.EntraTenant,
+		FieldNames: presetVars,
+	})
+	if err != nil {
+		var pe *provider.PresetError
+		if errors.As(err, &pe) {
+			return &ConfigError{pe.Name, pe.Err}
 		}
-		if pu, err := url.Parse(x.v); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-			return &ConfigError{x.name, fmt.Errorf("%q is not an absolute http(s) URL", x.v)}
-		}
+		return &ConfigError{"TETHER_PROVIDER", err}
 	}
-	if len(c.Scopes) == 0 {
-		c.Scopes = []string{"openid", "profile"}
-		if c.Issuer == "" {
-			c.Scopes = nil
-		}
-	}
+	c.Endpoints, c.Scopes, c.resolved = pc.Endpoints, pc.Scopes, pc
 	if c.VaultKey != nil && len(c.VaultKey) != 32 {
 		return &ConfigError{"TETHER_VAULT_KEY", fmt.Errorf("key is %d bytes; want 32", len(c.VaultKey))}
 	}
@@ -304,95 +295,21 @@ func isLoopbackHost(h string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// Presets, the values of TETHER_PROVIDER.
-const (
-	PresetGitHub = "github"
-	PresetGoogle = "google"
-	PresetEntra  = "entra"
-	PresetOIDC   = "oidc"
-)
-
-// entraTenant is a tenant id, a domain, or common/organizations/consumers.
-var entraTenant = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]*$`)
-
-// preset returns the provider skeleton c.Provider names (endpoints,
-// scopes, authorization parameters, quirks); the zero Config for none.
-func (c *Config) preset() provider.Config {
-	switch c.Provider {
-	case PresetGitHub:
-		return provider.GitHub(c.GitHubURL, c.GitHubAPIURL, c.ClientID)
-	case PresetGoogle:
-		return provider.Google()
-	case PresetEntra:
-		return provider.Entra(c.EntraTenant)
-	}
-	return provider.Config{}
-}
-
-// applyPreset checks the preset variables and fills what the preset knows
-// into the endpoints and scopes left empty.
-func (c *Config) applyPreset() error {
-	if c.Provider != PresetGitHub {
-		for _, v := range []struct{ name, value string }{{"TETHER_GITHUB_URL", c.GitHubURL}, {"TETHER_GITHUB_API_URL", c.GitHubAPIURL}} {
-			if v.value != "" {
-				return &ConfigError{v.name, errors.New("is set, but TETHER_PROVIDER is not github")}
-			}
-		}
-	}
-	if c.Provider != PresetEntra && c.EntraTenant != "" {
-		return &ConfigError{"TETHER_ENTRA_TENANT", errors.New("is set, but TETHER_PROVIDER is not entra")}
-	}
-	for k := range c.AuthParams {
-		if provider.ReservedAuthParam(k) {
-			return &ConfigError{"TETHER_AUTH_PARAMS", fmt.Errorf("cannot set %q: Tether sends it (scopes go in TETHER_SCOPES)", k)}
-		}
-	}
-	switch c.Provider {
-	case "":
-		return nil
-	case PresetOIDC:
-		if c.Issuer == "" {
-			return &ConfigError{"TETHER_ISSUER", errors.New("is empty; TETHER_PROVIDER=oidc discovers everything from it")}
-		}
-		return nil
-	case PresetGitHub:
-		if c.Issuer != "" {
-			return &ConfigError{"TETHER_ISSUER", errors.New("is set, but GitHub has no OpenID Connect issuer: leave it empty with TETHER_PROVIDER=github")}
-		}
-		for _, v := range []struct{ name, value string }{{"TETHER_GITHUB_URL", c.GitHubURL}, {"TETHER_GITHUB_API_URL", c.GitHubAPIURL}} {
-			if v.value == "" {
-				continue
-			}
-			if u, err := url.Parse(v.value); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-				return &ConfigError{v.name, fmt.Errorf("%q is not a base URL like https://ghe.example.com", v.value)}
-			}
-		}
-	case PresetGoogle:
-	case PresetEntra:
-		if c.EntraTenant == "" && c.Issuer == "" {
-			return &ConfigError{"TETHER_ENTRA_TENANT", errors.New("is empty; set the Directory (tenant) ID, a verified domain, or common, organizations or consumers for a multi-tenant app")}
-		}
-		if c.EntraTenant != "" && !entraTenant.MatchString(c.EntraTenant) {
-			return &ConfigError{"TETHER_ENTRA_TENANT", fmt.Errorf("%q is not a tenant id, a domain, common, organizations or consumers", c.EntraTenant)}
-		}
-	default:
-		return &ConfigError{"TETHER_PROVIDER", fmt.Errorf("%q is not github, google, entra or oidc", c.Provider)}
-	}
-	p := c.preset()
-	fill := func(dst *string, v string) {
-		if *dst == "" {
-			*dst = v
-		}
-	}
-	fill(&c.Issuer, p.Issuer)
-	fill(&c.AuthURL, p.AuthURL)
-	fill(&c.TokenURL, p.TokenURL)
-	fill(&c.RevokeURL, p.RevokeURL)
-	fill(&c.UserinfoURL, p.UserinfoURL)
-	if len(c.Scopes) == 0 && len(p.Scopes) > 0 {
-		c.Scopes = p.Scopes
-	}
-	return nil
+// presetVars names the variable behind each provider.PresetOptions field
+// and the preset's name: what provider.Preset's errors call them.
+var presetVars = map[string]string{
+	"Preset":       "TETHER_PROVIDER",
+	"Issuer":       "TETHER_ISSUER",
+	"AuthURL":      "TETHER_AUTH_URL",
+	"TokenURL":     "TETHER_TOKEN_URL",
+	"RevokeURL":    "TETHER_REVOKE_URL",
+	"UserinfoURL":  "TETHER_USERINFO_URL",
+	"Scopes":       "TETHER_SCOPES",
+	"AuthParams":   "TETHER_AUTH_PARAMS",
+	"ClientID":     "TETHER_CLIENT_ID",
+	"GitHubURL":    "TETHER_GITHUB_URL",
+	"GitHubAPIURL": "TETHER_GITHUB_API_URL",
+	"EntraTenant":  "TETHER_ENTRA_TENANT",
 }
 
 // providerVar names the variable to blame when the provider cannot be set
@@ -408,25 +325,11 @@ func (c *Config) providerVar() string {
 	return "TETHER_TOKEN_URL"
 }
 
-// providerConfig is what provider.New needs: the endpoints, the preset's
-// quirks and its authorization parameters under c.AuthParams.
+// providerConfig is what provider.New needs: the configuration validate
+// resolved (endpoints, scopes, the preset's quirks and its authorization
+// parameters under c.AuthParams), with the secret and the redirect URL.
 func (c *Config) providerConfig() provider.Config {
-	p := c.preset()
-	params := url.Values{}
-	for k, vs := range p.AuthParams {
-		params[k] = vs
-	}
-	for k, vs := range c.AuthParams {
-		if len(vs) == 0 || strings.TrimSpace(vs[0]) == "" {
-			delete(params, k)
-		} else {
-			params[k] = vs[:1]
-		}
-	}
-	return provider.Config{
-		Flavor: p.Flavor, Issuer: c.Issuer, AuthURL: c.AuthURL, TokenURL: c.TokenURL,
-		RevokeURL: c.RevokeURL, UserinfoURL: c.UserinfoURL,
-		ClientID: c.ClientID, ClientSecret: c.ClientSecret, Scopes: c.Scopes, AuthParams: params,
-		RedirectURL: c.PublicURL + wire.PathCallback,
-	}
+	pc := c.resolved
+	pc.ClientSecret, pc.RedirectURL = c.ClientSecret, c.PublicURL+wire.PathCallback
+	return pc
 }

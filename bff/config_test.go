@@ -291,3 +291,26 @@ func TestFromEnvPresets(t *testing.T) {
 		})
 	}
 }
+
+// TestPresetVars: every field provider.Preset can name in an error (and
+// the preset's name) maps to a variable that FromEnv reads.
+func TestPresetVars(t *testing.T) {
+	read := map[string]bool{}
+	if _, err := FromEnv(func(k string) string { read[k] = true; return minimalEnv[k] }); err != nil {
+		t.Fatalf("FromEnv: %v", err)
+	}
+	fields := []string{"Preset"}
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[provider.PresetOptions]()) {
+		if !f.Anonymous && f.Name != "FieldNames" {
+			fields = append(fields, f.Name)
+		}
+	}
+	if len(fields) != len(presetVars) {
+		t.Errorf("presetVars has %d entries for %d fields %q", len(presetVars), len(fields), fields)
+	}
+	for _, f := range fields {
+		if v, ok := presetVars[f]; !ok || !read[v] {
+			t.Errorf("PresetOptions field %s: variable %q, read by FromEnv: %v", f, v, read[v])
+		}
+	}
+}

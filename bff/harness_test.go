@@ -23,6 +23,7 @@ import (
 	"github.com/gorilla/securecookie"
 
 	"github.com/tetherauth/tether/bff/devprovider"
+	"github.com/tetherauth/tether/bff/provider"
 	"github.com/tetherauth/tether/bff/vault"
 	"github.com/tetherauth/tether/shared/wire"
 )
@@ -134,7 +135,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	for i := range o.replicas {
 		ln, pub := listen(t)
 		cfg := Config{
-			PublicURL: pub, Issuer: devURL,
+			PublicURL: pub, Endpoints: provider.Endpoints{Issuer: devURL},
 			ClientID: devprovider.DefaultClientID, ClientSecret: devprovider.DefaultClientSecret,
 			RedisURL: redisURL, VaultKey: vaultKey, SessionKeys: [][]byte{sessionKey},
 			ProviderTimeout: 2 * time.Second, RetryAfter: time.Second,

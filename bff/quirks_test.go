@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tetherauth/tether/bff/devprovider"
+	"github.com/tetherauth/tether/bff/provider"
 	"github.com/tetherauth/tether/bff/vault"
 	"github.com/tetherauth/tether/shared/wire"
 )
@@ -23,9 +24,9 @@ func newQuirksStack(t *testing.T, q devprovider.Quirks, tune func(*Config)) *sta
 		tune: func(c *Config) {
 			switch q {
 			case devprovider.QuirksGitHub, devprovider.QuirksGitHubOAuthApp:
-				c.Provider, c.GitHubURL, c.Issuer = PresetGitHub, c.Issuer, ""
+				c.Provider, c.GitHubURL, c.Issuer = provider.PresetGitHub, c.Issuer, ""
 			case devprovider.QuirksGoogle:
-				c.Provider = PresetGoogle
+				c.Provider = provider.PresetGoogle
 			}
 			if tune != nil {
 				tune(c)

@@ -23,7 +23,9 @@ func TestRevocationNeedsReconnect(t *testing.T) {
 	}
 	st0 := s.stats()
 
-	s.control("/control/revoke?subject=alice")
+	if _, err := s.ctl.Revoke(t.Context(), "alice"); err != nil {
+		t.Fatal(err)
+	}
 	if r := p.callAPI(); r.Status != "401" {
 		t.Errorf("call after the revocation: %+v; want the API's 401 (no retry without a new token)", r)
 	}

@@ -59,7 +59,9 @@ func TestRefreshTokenNeverReachesBrowser(t *testing.T) {
 	}
 	refreshed := s.stats().RefreshToken
 	time.Sleep(3 * time.Second) // past the refresh point of a 4 s token
-	s.control("/control/expire")
+	if _, err := s.ctl.Expire(t.Context(), ""); err != nil {
+		t.Fatal(err)
+	}
 	if r := p.callAPI(); r.Status != "200" {
 		t.Fatalf("call after /control/expire: %+v", r)
 	}

@@ -37,7 +37,11 @@ func TestLoginThroughConsent(t *testing.T) {
 		t.Fatalf("#call-api: %+v; want 200 with alice's profile", r)
 	}
 	// The same numbers through the dev provider's HTTP control API.
-	if got := s.httpStats(); got.APIOK != 1 || got.API401 != 0 {
+	got, err := s.ctl.Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.APIOK != 1 || got.API401 != 0 {
 		t.Errorf("/control/stats: api_ok %d, api_401 %d; want 1 and 0", got.APIOK, got.API401)
 	}
 	calls := net.matching("GET", s.d.DevURL+"/api/me")
@@ -146,7 +150,9 @@ func TestExpiredTokenRetriedOnce(t *testing.T) {
 	st0, tok0 := s.stats(), s.tokenTotal()
 	me0, bff0 := net.count("GET", s.d.DevURL+"/api/me"), net.count("POST", s.d.URL+"/bff/token")
 
-	s.control("/control/expire")
+	if _, err := s.ctl.Expire(t.Context(), ""); err != nil {
+		t.Fatal(err)
+	}
 	r := p.callAPI()
 	if r.Status != "200" || !strings.Contains(r.Text, "alice") {
 		t.Fatalf("call after /control/expire: %+v; want 200 after one retry", r)

@@ -2,22 +2,19 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tetherauth/tether/bff"
 	"github.com/tetherauth/tether/bff/demo"
 	"github.com/tetherauth/tether/bff/devprovider"
+	"github.com/tetherauth/tether/internal/logbuf"
 )
 
 // stackOptions tune one test's demo; zero values keep the demo's defaults.
@@ -32,7 +29,8 @@ type stackOptions struct {
 type stack struct {
 	t    testing.TB
 	d    *demo.Demo
-	logs *lockedBuffer
+	ctl  *devprovider.Controls // the dev provider's /control/ API, as the page uses it
+	logs *logbuf.Buffer
 }
 
 // startStack starts a demo on loopback ports chosen at runtime, serving the
@@ -40,7 +38,7 @@ type stack struct {
 // shows the servers' log lines.
 func startStack(t testing.TB, o stackOptions) *stack {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	d, err := demo.Start(context.Background(), demo.Options{
 		Addr:    "127.0.0.1:0",
 		DevAddr: "127.0.0.1:0",
@@ -58,7 +56,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	if err != nil {
 		t.Fatalf("starting the demo: %v", err)
 	}
-	s := &stack{t: t, d: d, logs: logs}
+	s := &stack{t: t, d: d, ctl: &devprovider.Controls{URL: d.DevURL}, logs: logs}
 	t.Cleanup(func() {
 		if err := d.Close(); err != nil {
 			t.Errorf("stopping the demo: %v", err)
@@ -77,44 +75,6 @@ func (s *stack) stats() devprovider.Stats { return s.d.Dev.Stats() }
 func (s *stack) apiCalls() int64 {
 	st := s.stats()
 	return st.APIOK + st.API401
-}
-
-// control posts to one of the dev provider's /control/ endpoints, as the
-// page's buttons do, and fails the test unless it answers 200.
-func (s *stack) control(pathAndQuery string) {
-	s.t.Helper()
-	res, err := http.Post(s.d.DevURL+pathAndQuery, "application/x-www-form-urlencoded", nil)
-	if err != nil {
-		s.t.Fatalf("POST %s: %v", pathAndQuery, err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		s.t.Fatalf("POST %s: %d %s", pathAndQuery, res.StatusCode, body)
-	}
-}
-
-// httpStats reads GET /control/stats, the dev provider's counters as JSON.
-func (s *stack) httpStats() devprovider.Stats {
-	s.t.Helper()
-	var st devprovider.Stats
-	s.getJSON(s.d.DevURL+"/control/stats", &st)
-	return st
-}
-
-func (s *stack) getJSON(url string, v any) {
-	s.t.Helper()
-	res, err := http.Get(url)
-	if err != nil {
-		s.t.Fatalf("GET %s: %v", url, err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		s.t.Fatalf("GET %s: %d", url, res.StatusCode)
-	}
-	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
-		s.t.Fatalf("GET %s: %v", url, err)
-	}
 }
 
 // tokenRequests reads the BFF's /metrics: POST /bff/token answers by result.
@@ -154,22 +114,4 @@ func (s *stack) tokenTotal() int {
 		n += v
 	}
 	return n
-}
-
-// lockedBuffer is a bytes.Buffer safe for the servers' goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -25,14 +25,17 @@ import (
 // Options configure a demo. Zero values are the `make run` defaults.
 type Options struct {
 	Addr    string // the BFF and the page; default 127.0.0.1:8080 (port 0 picks one)
-	DevAddr string // the dev provider; default 127.0.0.1:9090
+	DevAddr string // the dev provider; default TETHER_DEV_PROVIDER_ADDR, else 127.0.0.1:9090
 	WebDir  string // default "web"
 
-	// Dev adjusts the dev provider's Config (lifetimes, auto-approve).
+	// Dev adjusts the dev provider's Config (lifetimes, auto-approve) after
+	// the demo filled it in.
 	Dev func(*devprovider.Config)
 	// BFF adjusts the BFF's Config after the demo filled it in.
 	BFF func(*bff.Config)
-	// Getenv supplies TETHER_* variables for the BFF; default none.
+	// Getenv supplies TETHER_* variables for the BFF and TETHER_DEV_* ones
+	// for the dev provider (devprovider.FromEnv; its issuer and CORS origin
+	// are the demo's own); default none.
 	Getenv func(string) string
 	Logger *slog.Logger
 }
@@ -66,14 +69,21 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 	if o.Addr == "" {
 		o.Addr = "127.0.0.1:8080"
 	}
-	if o.DevAddr == "" {
-		o.DevAddr = "127.0.0.1:9090"
-	}
 	if o.WebDir == "" {
 		o.WebDir = "web"
 	}
 	if o.Getenv == nil {
 		o.Getenv = func(string) string { return "" }
+	}
+	var err error
+	if o.DevAddr == "" {
+		if o.DevAddr, err = devprovider.AddrFromEnv(o.Getenv); err != nil {
+			return nil, err
+		}
+	}
+	dcfg, err := devprovider.FromEnv(o.Getenv)
+	if err != nil {
+		return nil, err
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -101,14 +111,17 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 		return nil, err
 	}
 
-	dcfg := devprovider.Config{
-		Issuer:       d.DevURL,
-		AllowOrigins: []string{d.URL},
-		Quirks:       devprovider.Quirks(o.Getenv("TETHER_DEV_QUIRKS")),
-		Logger:       o.Logger.With("component", "devprovider"),
-	}
+	dcfg.Issuer = d.DevURL
+	dcfg.AllowOrigins = []string{d.URL}
+	dcfg.Logger = o.Logger.With("component", "devprovider")
 	if o.Dev != nil {
 		o.Dev(&dcfg)
+	}
+	if dcfg.ClientID == "" {
+		dcfg.ClientID = devprovider.DefaultClientID
+	}
+	if dcfg.ClientSecret == "" {
+		dcfg.ClientSecret = devprovider.DefaultClientSecret
 	}
 	if d.Dev, err = devprovider.New(dcfg); err != nil {
 		return fail(err)
@@ -122,9 +135,6 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 		"TETHER_CLIENT_SECRET": dcfg.ClientSecret,
 		"TETHER_SCOPES":        "openid profile email",
 		"TETHER_WEB_DIR":       o.WebDir,
-	}
-	if fixed["TETHER_CLIENT_ID"] == "" {
-		fixed["TETHER_CLIENT_ID"], fixed["TETHER_CLIENT_SECRET"] = devprovider.DefaultClientID, devprovider.DefaultClientSecret
 	}
 	// In a quirk mode the BFF uses the matching preset, pointed at the dev
 	// provider, exactly as it would be pointed at the real one.

@@ -7,12 +7,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"golang.org/x/oauth2"
 
 	"github.com/tetherauth/tether/bff/devprovider"
+	"github.com/tetherauth/tether/internal/logbuf"
 )
 
 func TestConsentPage(t *testing.T) {
@@ -185,26 +185,8 @@ func TestAPIWithoutToken(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent handler goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestLogsCarryNoSecrets(t *testing.T) {
-	var buf syncBuffer
+	var buf logbuf.Buffer
 	e := newEnv(t, devprovider.Config{AutoApprove: true, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
 	code, verifier := e.authorize()
 	tok, err := e.conf.Exchange(e.ctx, code, oauth2.VerifierOption(verifier))

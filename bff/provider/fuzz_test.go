@@ -49,8 +49,8 @@ func FuzzTokenResponse(f *testing.F) {
 		}))
 		defer srv.Close()
 		p, err := provider.New(context.Background(), provider.Config{
-			AuthURL: srv.URL + "/authorize", TokenURL: srv.URL + "/token",
-			ClientID: "client", ClientSecret: "client-secret-fuzz-value", RedirectURL: "http://127.0.0.1/cb",
+			Endpoints: provider.Endpoints{AuthURL: srv.URL + "/authorize", TokenURL: srv.URL + "/token"},
+			ClientID:  "client", ClientSecret: "client-secret-fuzz-value", RedirectURL: "http://127.0.0.1/cb",
 			HTTPClient: &http.Client{Timeout: 2 * time.Second},
 		})
 		if err != nil {

@@ -113,8 +113,8 @@ func TestRefreshPublicClient(t *testing.T) {
 		reply(400, "application/json", `{"error":"invalid_grant"}`)(w, r)
 	})
 	p, err := provider.New(context.Background(), provider.Config{
-		AuthURL: srv.URL + "/authorize", TokenURL: srv.URL + "/token",
-		ClientID: testClientID, RedirectURL: "http://127.0.0.1:1/cb",
+		Endpoints: provider.Endpoints{AuthURL: srv.URL + "/authorize", TokenURL: srv.URL + "/token"},
+		ClientID:  testClientID, RedirectURL: "http://127.0.0.1:1/cb",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +191,7 @@ func TestDiscoveredClientSecretPost(t *testing.T) {
 		}
 	})
 	issuer = srv.URL
-	p, err := provider.New(context.Background(), provider.Config{Issuer: issuer,
+	p, err := provider.New(context.Background(), provider.Config{Endpoints: provider.Endpoints{Issuer: issuer},
 		ClientID: testClientID, ClientSecret: testClientSecret, RedirectURL: "http://127.0.0.1:1/cb"})
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package provider_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -11,25 +10,8 @@ import (
 	"time"
 
 	"github.com/tetherauth/tether/bff/provider"
+	"github.com/tetherauth/tether/internal/logbuf"
 )
-
-// logBuffer collects log lines from concurrent writers.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestTokenLifetimes: what each odd expires_in and refresh_token_expires_in
 // becomes. Zero, negative and unreadable lifetimes are unknown (the token
@@ -86,10 +68,10 @@ func TestTokenLifetimes(t *testing.T) {
 				ct = "application/json"
 			}
 			srv, _ := newTokenServer(t, reply(200, ct, tc.body))
-			logs := &logBuffer{}
+			logs := &logbuf.Buffer{}
 			p, err := provider.New(context.Background(), provider.Config{
-				AuthURL: srv.URL + "/authorize", TokenURL: srv.URL + "/token",
-				ClientID: testClientID, ClientSecret: testClientSecret, RedirectURL: "http://127.0.0.1:1/cb",
+				Endpoints: provider.Endpoints{AuthURL: srv.URL + "/authorize", TokenURL: srv.URL + "/token"},
+				ClientID:  testClientID, ClientSecret: testClientSecret, RedirectURL: "http://127.0.0.1:1/cb",
 				Now: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(logs, nil)),
 			})
 			if err != nil {
@@ -126,9 +108,9 @@ func TestTokenLifetimes(t *testing.T) {
 // Each Provider logs "no expires_in" once, even from concurrent refreshes.
 func TestNoExpiresInLoggedOnce(t *testing.T) {
 	srv, hits := newTokenServer(t, reply(200, "application/json", `{"access_token":"at","token_type":"bearer"}`))
-	logs := &logBuffer{}
+	logs := &logbuf.Buffer{}
 	p, err := provider.New(context.Background(), provider.Config{
-		AuthURL: srv.URL + "/a", TokenURL: srv.URL + "/t", ClientID: testClientID, RedirectURL: "http://127.0.0.1:1/cb",
+		Endpoints: provider.Endpoints{AuthURL: srv.URL + "/a", TokenURL: srv.URL + "/t"}, ClientID: testClientID, RedirectURL: "http://127.0.0.1:1/cb",
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
 	})
 	if err != nil {

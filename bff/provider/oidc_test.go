@@ -41,7 +41,7 @@ func startDev(t *testing.T) string {
 // devConfig is a provider.Config for the dev provider at issuer.
 func devConfig(issuer string, scopes ...string) provider.Config {
 	return provider.Config{
-		Issuer:       issuer,
+		Endpoints:    provider.Endpoints{Issuer: issuer},
 		ClientID:     devprovider.DefaultClientID,
 		ClientSecret: devprovider.DefaultClientSecret,
 		Scopes:       scopes,
@@ -96,7 +96,7 @@ func TestNewErrors(t *testing.T) {
 	notFound := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(notFound.Close)
 
-	ok := provider.Config{AuthURL: "https://idp.example/authorize", TokenURL: "https://idp.example/token",
+	ok := provider.Config{Endpoints: provider.Endpoints{AuthURL: "https://idp.example/authorize", TokenURL: "https://idp.example/token"},
 		ClientID: "c", RedirectURL: devRedirect}
 	cases := []struct {
 		name   string

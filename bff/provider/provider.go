@@ -1,8 +1,12 @@
-// Package provider is Tether's side of the OAuth 2.0 / OpenID Connect
-// protocol: endpoints (explicit or from discovery), the authorization-code
-// flow with PKCE, refresh, RFC 7009 revocation, ID-token verification, and
-// the one decision the rest of Tether depends on: was a failed refresh a
-// revocation (the grant is gone) or an outage (keep everything, retry)?
+// Package provider is Tether's client of an authorization server (GitHub,
+// Google, Entra ID, any OpenID Connect provider), whereas bff/devprovider
+// is an authorization server.
+//
+// It speaks OAuth 2.0 and OpenID Connect: presets, endpoints (explicit or
+// from discovery), the authorization-code flow with PKCE, refresh, RFC
+// 7009 revocation, ID-token verification, and the one decision the rest
+// of Tether depends on: was a failed refresh a revocation (the grant is
+// gone) or an outage (keep everything, retry)?
 //
 // It is the only package that imports golang.org/x/oauth2 and go-oidc.
 package provider
@@ -23,15 +27,12 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// Config names a provider and Tether's registration with it. Either Issuer
-// (OpenID Connect discovery) or AuthURL and TokenURL must be set; explicit
-// URLs override what discovery found. GitHub, Google and Entra return a
-// Config with the endpoints, scopes and Flavor of those providers filled
-// in.
-type Config struct {
-	// Flavor selects quirk handling; explicit URLs do not change it (a
-	// GitHub Enterprise Server is FlavorGitHub with its own URLs).
-	Flavor Flavor
+// Endpoints are where an authorization server is. Either Issuer (OpenID
+// Connect discovery) or AuthURL and TokenURL must be set; explicit URLs
+// override what discovery finds.
+type Endpoints struct {
+	// Issuer enables OpenID Connect discovery at
+	// Issuer/.well-known/openid-configuration.
 	Issuer string
 	// AuthURL and TokenURL are the authorization and token endpoints.
 	AuthURL  string
@@ -41,7 +42,17 @@ type Config struct {
 	RevokeURL string
 	// UserinfoURL identifies the user when there is no ID token; with
 	// FlavorGitHub, the REST API's /user.
-	UserinfoURL  string
+	UserinfoURL string
+}
+
+// Config names a provider and Tether's registration with it. Preset
+// builds one from a preset's name and options; GitHub, Google and Entra
+// return the endpoints, scopes and Flavor of those providers alone.
+type Config struct {
+	// Flavor selects quirk handling; explicit URLs do not change it (a
+	// GitHub Enterprise Server is FlavorGitHub with its own URLs).
+	Flavor Flavor
+	Endpoints
 	ClientID     string
 	ClientSecret string
 	Scopes       []string

@@ -41,9 +41,11 @@ func newTokenServer(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic
 func newOAuthProvider(t *testing.T, srv *httptest.Server, client *http.Client, now func() time.Time) *provider.Provider {
 	t.Helper()
 	p, err := provider.New(context.Background(), provider.Config{
-		AuthURL:      srv.URL + "/authorize",
-		TokenURL:     srv.URL + "/token",
-		RevokeURL:    srv.URL + "/revoke",
+		Endpoints: provider.Endpoints{
+			AuthURL:   srv.URL + "/authorize",
+			TokenURL:  srv.URL + "/token",
+			RevokeURL: srv.URL + "/revoke",
+		},
 		ClientID:     testClientID,
 		ClientSecret: testClientSecret,
 		RedirectURL:  "http://127.0.0.1:1/bff/callback",
@@ -259,8 +261,8 @@ func TestRefreshConnectionRefused(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	p, err := provider.New(context.Background(), provider.Config{
-		AuthURL: "http://" + addr + "/authorize", TokenURL: "http://" + addr + "/token",
-		ClientID: testClientID, ClientSecret: testClientSecret, RedirectURL: "http://127.0.0.1:1/cb",
+		Endpoints: provider.Endpoints{AuthURL: "http://" + addr + "/authorize", TokenURL: "http://" + addr + "/token"},
+		ClientID:  testClientID, ClientSecret: testClientSecret, RedirectURL: "http://127.0.0.1:1/cb",
 	})
 	if err != nil {
 		t.Fatal(err)

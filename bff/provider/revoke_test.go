@@ -80,8 +80,8 @@ func TestRevokeEncodesCredentials(t *testing.T) {
 		}
 	})
 	p, err := provider.New(context.Background(), provider.Config{
-		AuthURL: srv.URL + "/a", TokenURL: srv.URL + "/t", RevokeURL: srv.URL + "/revoke",
-		ClientID: id, ClientSecret: secret, RedirectURL: "http://127.0.0.1:1/cb",
+		Endpoints: provider.Endpoints{AuthURL: srv.URL + "/a", TokenURL: srv.URL + "/t", RevokeURL: srv.URL + "/revoke"},
+		ClientID:  id, ClientSecret: secret, RedirectURL: "http://127.0.0.1:1/cb",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -97,8 +97,8 @@ func TestRevokeEncodesCredentials(t *testing.T) {
 func TestRevokeWithoutEndpoint(t *testing.T) {
 	srv, hits := newTokenServer(t, reply(200, "application/json", `{}`))
 	p, err := provider.New(context.Background(), provider.Config{
-		AuthURL: srv.URL + "/authorize", TokenURL: srv.URL + "/token",
-		ClientID: testClientID, ClientSecret: testClientSecret, RedirectURL: "http://127.0.0.1:1/cb",
+		Endpoints: provider.Endpoints{AuthURL: srv.URL + "/authorize", TokenURL: srv.URL + "/token"},
+		ClientID:  testClientID, ClientSecret: testClientSecret, RedirectURL: "http://127.0.0.1:1/cb",
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -71,7 +71,7 @@ func newEngine(t *testing.T) *engine {
 	t.Cleanup(func() { srv.Close(); dev.Close() })
 
 	p, err := provider.New(ctx, provider.Config{
-		Issuer: srv.URL, ClientID: devprovider.DefaultClientID, ClientSecret: devprovider.DefaultClientSecret,
+		Endpoints: provider.Endpoints{Issuer: srv.URL}, ClientID: devprovider.DefaultClientID, ClientSecret: devprovider.DefaultClientSecret,
 		Scopes: []string{"openid", "profile"}, RedirectURL: "http://127.0.0.1/bff/callback",
 	})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tetherauth/tether/bff/devprovider"
 	"github.com/tetherauth/tether/bff/vault/redistest"
+	"github.com/tetherauth/tether/e2e/stack"
 	"github.com/tetherauth/tether/shared/wire"
 )
 
@@ -36,9 +37,10 @@ type cluster struct {
 	t      *testing.T
 	opt    options
 	redis  *redistest.Server
-	dev    *proc
+	dev    *stack.Proc
 	devURL string
-	bffs   []*proc
+	ctl    *devprovider.Controls // the dev provider's /control/ API
+	bffs   []*stack.Proc
 	urls   []string
 	tr     *http.Transport // shared by every session's client
 }
@@ -66,16 +68,19 @@ func startCluster(t *testing.T, opt options) *cluster {
 	t.Cleanup(c.checkLogs)
 
 	c.redis = redistest.Start(t, opt.redisArgs...)
-	c.dev = startProc(t, "devprovider", devBin, []string{
-		"TETHER_DEV_PROVIDER_ADDR=127.0.0.1:0",
-		"TETHER_DEV_ACCESS_TTL=" + opt.accessTTL.String(),
-		"TETHER_DEV_REFRESH_TTL=" + opt.refreshTTL.String(),
+	var err error
+	c.dev, c.devURL, err = bins.StartDevProvider(
+		"TETHER_DEV_ACCESS_TTL="+opt.accessTTL.String(),
+		"TETHER_DEV_REFRESH_TTL="+opt.refreshTTL.String(),
 		"TETHER_DEV_AUTO_APPROVE=1",
-		"TETHER_LOG_FORMAT=json",
-	})
-	c.devURL = c.dev.waitListening(t, "devprovider: listening on ")
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.dev.Stop)
+	c.ctl = &devprovider.Controls{URL: c.devURL}
 
-	vaultKey, sessionKey := randomKey(), randomKey()
+	vaultKey, sessionKey := stack.RandomKey(), stack.RandomKey()
 	for i := range opt.replicas {
 		env := []string{
 			"TETHER_REDIS_URL=redis://" + c.redis.Addr,
@@ -86,55 +91,18 @@ func startCluster(t *testing.T, opt options) *cluster {
 			"TETHER_CLIENT_SECRET=" + devprovider.DefaultClientSecret,
 			"TETHER_PROVIDER_TIMEOUT=" + opt.providerTimeout.String(),
 			"TETHER_RETRY_AFTER=" + opt.retryAfter.String(),
-			"TETHER_LOG_FORMAT=json",
 		}
 		if opt.refreshBuffer > 0 {
 			env = append(env, "TETHER_REFRESH_BUFFER="+opt.refreshBuffer.String())
 		}
-		p, u := startBFF(t, fmt.Sprintf("tether-%d", i), env)
+		p, u, err := bins.StartTether(fmt.Sprintf("tether-%d", i), env...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Stop)
 		c.bffs, c.urls = append(c.bffs, p), append(c.urls, u)
 	}
 	return c
-}
-
-// startBFF starts one tether process on a free port and waits for /readyz.
-// A port found free may be taken before tether binds it: it tries a few.
-func startBFF(t *testing.T, name string, env []string) (*proc, string) {
-	t.Helper()
-	for attempt := 0; ; attempt++ {
-		addr := freeAddr(t)
-		u := "http://" + addr
-		p := startProc(t, name, tetherBin, append(env, "TETHER_ADDR="+addr, "TETHER_PUBLIC_URL="+u))
-		err := waitReady(p, u, 15*time.Second)
-		if err == nil {
-			return p, u
-		}
-		p.kill()
-		if attempt == 2 || !strings.Contains(p.out.String(), "address already in use") {
-			t.Fatalf("%s: %v\n%s", name, err, p.out.tail(3000))
-		}
-	}
-}
-
-// waitReady polls GET /readyz until it answers 200.
-func waitReady(p *proc, u string, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	client := &http.Client{Timeout: time.Second}
-	for {
-		if p.exited() {
-			return fmt.Errorf("exited before it was ready")
-		}
-		if resp, err := client.Get(u + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("/readyz not 200 within %v", within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // readyz returns the status of GET /readyz on replica i.
@@ -153,22 +121,22 @@ func (c *cluster) readyz(i int) int {
 // secret appears in any process's output, and shows the logs' tails when
 // the test failed.
 func (c *cluster) checkLogs() {
-	procs := append([]*proc{c.dev}, c.bffs...)
+	procs := append([]*stack.Proc{c.dev}, c.bffs...)
 	for _, p := range procs {
 		if p == nil {
 			continue
 		}
-		text := p.out.String()
+		text := p.Output()
 		for _, needle := range []string{devprovider.PrefixRefreshToken, devprovider.DefaultClientSecret} {
 			if strings.Contains(text, needle) {
-				c.t.Errorf("%s logged %q (a refresh token or the client secret)", p.name, needle)
+				c.t.Errorf("%s logged %q (a refresh token or the client secret)", p.Name, needle)
 			}
 		}
 		if jwt := jwtPattern.FindString(text); jwt != "" {
-			c.t.Errorf("%s logged a JWT (an ID token): %.20s…", p.name, jwt)
+			c.t.Errorf("%s logged a JWT (an ID token): %.20s…", p.Name, jwt)
 		}
 		if c.t.Failed() {
-			c.t.Logf("--- %s output (tail):\n%s", p.name, p.out.tail(4000))
+			c.t.Logf("--- %s output (tail):\n%s", p.Name, p.Tail(4000))
 		}
 	}
 }
@@ -176,40 +144,35 @@ func (c *cluster) checkLogs() {
 // jwtPattern matches a JWT: two base64url JSON segments and a signature.
 var jwtPattern = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]+`)
 
-// control POSTs to one of the dev provider's /control endpoints.
-func (c *cluster) control(pathAndQuery string) {
+// expire expires every access token at the dev provider.
+func (c *cluster) expire() {
 	c.t.Helper()
-	resp, err := http.Post(c.devURL+pathAndQuery, "", nil)
-	if err != nil {
+	if _, err := c.ctl.Expire(c.t.Context(), ""); err != nil {
 		c.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		c.t.Fatalf("POST %s: %d %s", pathAndQuery, resp.StatusCode, b)
+}
+
+// outage puts the dev provider's token endpoint in mode until the next
+// call; delay is for mode slow.
+func (c *cluster) outage(mode devprovider.OutageMode, delay time.Duration) {
+	c.t.Helper()
+	if _, err := c.ctl.Outage(c.t.Context(), mode, 0, delay); err != nil {
+		c.t.Fatal(err)
 	}
 }
 
 // stats returns the dev provider's counters.
 func (c *cluster) stats() devprovider.Stats {
 	c.t.Helper()
-	resp, err := http.Get(c.devURL + "/control/stats")
+	st, err := c.ctl.Stats(c.t.Context())
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var s devprovider.Stats
-	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
-		c.t.Fatal(err)
-	}
-	return s
+	return st
 }
 
-// devStats are the dev provider's counters.
-type devStats = devprovider.Stats
-
 // waitStats polls the dev provider's counters until ok holds.
-func (c *cluster) waitStats(what string, within time.Duration, ok func(devStats) bool) {
+func (c *cluster) waitStats(what string, within time.Duration, ok func(devprovider.Stats) bool) {
 	c.t.Helper()
 	deadline := time.Now().Add(within)
 	for {

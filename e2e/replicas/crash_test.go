@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetherauth/tether/bff/devprovider"
 	"github.com/tetherauth/tether/shared/wire"
 )
 
@@ -39,7 +40,7 @@ func TestLockHolderKilled(t *testing.T) {
 	for i, s := range ss {
 		old[i] = c.mustToken(s, 0, nil).AccessToken
 	}
-	c.control("/control/expire")
+	c.expire()
 	base := c.stats()
 
 	// Sessions 0..4 die with replica 2, sessions 5..9 with replica 1.
@@ -54,30 +55,30 @@ func TestLockHolderKilled(t *testing.T) {
 		}
 	}
 
-	c.control("/control/outage?mode=timeout")
+	c.outage(devprovider.OutageTimeout, 0)
 	send(2)
-	c.waitStats("replica 2's refreshes to reach the provider", 5*time.Second, func(s devStats) bool {
+	c.waitStats("replica 2's refreshes to reach the provider", 5*time.Second, func(s devprovider.Stats) bool {
 		return s.OutageHits-base.OutageHits >= perVictim
 	})
-	c.bffs[2].kill() // holding the locks, before the provider answered
+	c.bffs[2].Kill() // holding the locks, before the provider answered
 
-	c.control("/control/outage?mode=slow&delay=" + delay.String()) // fails replica 2's requests
+	c.outage(devprovider.OutageSlow, delay) // fails replica 2's requests
 	send(1)
-	c.waitStats("replica 1's refreshes to reach the provider", 5*time.Second, func(s devStats) bool {
+	c.waitStats("replica 1's refreshes to reach the provider", 5*time.Second, func(s devprovider.Stats) bool {
 		return s.OutageHits-base.OutageHits >= 2*perVictim
 	})
 	if _, err := c.redis.Command("CLIENT", "PAUSE", "30000", "WRITE"); err != nil {
 		t.Fatal(err)
 	}
-	c.waitStats("replica 1's refreshes to be processed", 2*delay, func(s devStats) bool {
+	c.waitStats("replica 1's refreshes to be processed", 2*delay, func(s devprovider.Stats) bool {
 		return s.RefreshToken-base.RefreshToken >= perVictim
 	})
 	time.Sleep(300 * time.Millisecond) // the answers reach replica 1, which cannot store them
-	c.bffs[1].kill()
+	c.bffs[1].Kill()
 	if _, err := c.redis.Command("CLIENT", "UNPAUSE"); err != nil {
 		t.Fatal(err)
 	}
-	c.control("/control/outage?mode=none")
+	c.outage(devprovider.OutageNone, 0)
 	if got := c.stats().RefreshToken - base.RefreshToken; got != perVictim {
 		t.Fatalf("the provider processed %d refreshes before the kills; want %d (replica 1's only)", got, perVictim)
 	}

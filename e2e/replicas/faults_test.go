@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetherauth/tether/bff/devprovider"
 	"github.com/tetherauth/tether/shared/wire"
 )
 
@@ -38,20 +39,26 @@ func TestProviderFaultMatrix(t *testing.T) {
 	c := startCluster(t, options{accessTTL: faultTTL, providerTimeout: faultTimeout, retryAfter: faultRetry})
 	ss := c.loginN(sessions)
 	rows := []struct {
-		mode        string
+		mode        devprovider.OutageMode
+		delay       time.Duration // for mode slow
 		rotatesLate bool
 	}{
-		{"503", false}, {"500", false}, {"timeout", false}, {"reset", false},
-		{"malformed", false}, {"error200", false},
+		{devprovider.Outage503, 0, false}, {devprovider.Outage500, 0, false},
+		{devprovider.OutageTimeout, 0, false}, {devprovider.OutageReset, 0, false},
+		{devprovider.OutageMalformed, 0, false}, {devprovider.OutageError200, 0, false},
 		// Last: answers after the BFF's timeout.
-		{"slow&delay=" + (2 * faultTimeout).String(), true},
+		{devprovider.OutageSlow, 2 * faultTimeout, true},
 	}
 	parent := c.t
 	defer func() { c.t = parent }()
 	for _, row := range rows {
-		t.Run(row.mode, func(t *testing.T) {
+		name := string(row.mode)
+		if row.delay > 0 {
+			name += "&delay=" + row.delay.String()
+		}
+		t.Run(name, func(t *testing.T) {
 			c.t = t
-			fault(t, c, ss, row.mode, row.rotatesLate)
+			fault(t, c, ss, row.mode, row.delay, row.rotatesLate)
 		})
 	}
 }
@@ -72,7 +79,7 @@ func TestSlowProviderStorm(t *testing.T) {
 	toks, at := fresh(c, ss)
 	base := c.stats()
 	sleepUntil(latest(at).Add(faultTTL/2 + 100*time.Millisecond))
-	c.control("/control/outage?mode=slow&delay=" + delay.String())
+	c.outage(devprovider.OutageSlow, delay)
 	answers := burst(c, ss, 9)
 	after := c.stats()
 	if got := after.RefreshToken - base.RefreshToken; got != sessions {
@@ -137,11 +144,11 @@ func burst(c *cluster, ss []*session, perSession int) []answer {
 	return out
 }
 
-func fault(t *testing.T, c *cluster, ss []*session, mode string, rotatesLate bool) {
+func fault(t *testing.T, c *cluster, ss []*session, mode devprovider.OutageMode, delay time.Duration, rotatesLate bool) {
 	toks, at := fresh(c, ss)
 	base := c.stats()
 	sleepUntil(latest(at).Add(faultTTL/2 + 100*time.Millisecond)) // every token is due
-	c.control("/control/outage?mode=" + mode)
+	c.outage(mode, delay)
 
 	// While the tokens are valid.
 	degraded, slowest := 0, time.Duration(0)
@@ -192,7 +199,7 @@ func fault(t *testing.T, c *cluster, ss []*session, mode string, rotatesLate boo
 	}
 
 	// Recovery: each session, on one replica, until it gets a fresh token.
-	c.control("/control/outage?mode=none")
+	c.outage(devprovider.OutageNone, 0)
 	recovered := make([]answer, len(ss))
 	calls := make([]int, len(ss))
 	runBounded(len(ss), len(ss), func(i int) {

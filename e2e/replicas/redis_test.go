@@ -100,7 +100,7 @@ func TestRedisOutage(t *testing.T) {
 	// go-redis stops dialling after a run of failed dials and tries again
 	// once a second in the background: a replica may need that long.
 	for i := range c.urls {
-		if err := waitReady(c.bffs[i], c.urls[i], 5*time.Second); err != nil {
+		if err := c.bffs[i].WaitHTTP(c.urls[i]+"/readyz", 5*time.Second); err != nil {
 			t.Errorf("replica %d after Redis came back: %v", i, err)
 		}
 	}

@@ -28,7 +28,7 @@ func TestRefreshStormExactlyOnce(t *testing.T) {
 		old[i] = c.mustToken(s, i%len(c.urls), nil).AccessToken
 	}
 	before := c.stats()
-	c.control("/control/expire")
+	c.expire()
 	expired := time.Now()
 
 	// Call k is session k/perSess on replica k%3: a session's callers start

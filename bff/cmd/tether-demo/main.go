@@ -9,12 +9,13 @@
 //	TETHER_DEV_PROVIDER_ADDR  the dev provider (default 127.0.0.1:9090)
 //	TETHER_DEV_ACCESS_TTL     access token lifetime (default 60s)
 //	TETHER_DEV_REFRESH_TTL    refresh lifetime from login (default 10m)
-//	TETHER_DEV_AUTO_APPROVE   1 to skip the consent page
+//	TETHER_DEV_AUTO_APPROVE   true (or 1) to skip the consent page
 //	TETHER_DEV_QUIRKS         github, github-oauth-app or google: the dev provider
 //	                          behaves like that provider and the BFF uses its preset
 //	TETHER_WEB_DIR            the page (default web)
 //	TETHER_LOG_FORMAT         json or text
 //	TETHER_REFRESH_BUFFER, TETHER_REDIS_URL, ...: as for the tether command
+//	TETHER_DEV_CLIENT_ID, ...: as for the devprovider command
 package main
 
 import (
@@ -25,12 +26,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/tetherauth/tether/bff/demo"
-	"github.com/tetherauth/tether/bff/devprovider"
 )
 
 func main() {
@@ -48,26 +47,11 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	if getenv("TETHER_LOG_FORMAT") == "json" {
 		log = slog.New(slog.NewJSONHandler(stderr, nil))
 	}
-	var ttls [2]time.Duration
-	for i, name := range []string{"TETHER_DEV_ACCESS_TTL", "TETHER_DEV_REFRESH_TTL"} {
-		if v := getenv(name); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil || d <= 0 {
-				return fmt.Errorf("%s: %q is not a positive duration like 60s", name, v)
-			}
-			ttls[i] = d
-		}
-	}
 	d, err := demo.Start(ctx, demo.Options{
-		Addr:    getenv("TETHER_ADDR"),
-		DevAddr: getenv("TETHER_DEV_PROVIDER_ADDR"),
-		WebDir:  getenv("TETHER_WEB_DIR"),
-		Getenv:  getenv,
-		Logger:  log,
-		Dev: func(c *devprovider.Config) {
-			c.AccessTTL, c.RefreshTTL = ttls[0], ttls[1]
-			c.AutoApprove = getenv("TETHER_DEV_AUTO_APPROVE") == "1"
-		},
+		Addr:   getenv("TETHER_ADDR"),
+		WebDir: getenv("TETHER_WEB_DIR"),
+		Getenv: getenv,
+		Logger: log,
 	})
 	if err != nil {
 		return err

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,31 +9,12 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tetherauth/tether/bff/devprovider"
+	"github.com/tetherauth/tether/internal/logbuf"
 )
-
-// syncBuffer is a bytes.Buffer that run's goroutines and the test can
-// share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // startDev runs a dev provider on 127.0.0.1 and returns its issuer URL.
 func startDev(t *testing.T) string {
@@ -76,8 +56,8 @@ func devEnv(issuer string) env {
 type running struct {
 	cancel context.CancelFunc
 	done   chan error
-	stdout syncBuffer
-	stderr syncBuffer
+	stdout logbuf.Buffer
+	stderr logbuf.Buffer
 }
 
 // start calls run with e and stops it when the test ends.
@@ -141,7 +121,7 @@ func TestRunBadEnv(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var stdout, stderr syncBuffer
+			var stdout, stderr logbuf.Buffer
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			err := run(ctx, tc.env.get, &stdout, &stderr)
@@ -163,7 +143,7 @@ func TestRunUnreachableIssuer(t *testing.T) {
 	issuer := "http://" + ln.Addr().String()
 	ln.Close()
 	e := devEnv(issuer)
-	var stdout, stderr syncBuffer
+	var stdout, stderr logbuf.Buffer
 	err = run(context.Background(), e.get, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "TETHER_ISSUER") {
 		t.Fatalf("run = %v; want an error naming TETHER_ISSUER", err)
@@ -176,7 +156,7 @@ func TestRunUnreachableIssuer(t *testing.T) {
 func TestRunBadAddr(t *testing.T) {
 	e := devEnv(startDev(t))
 	e["TETHER_ADDR"] = "127.0.0.1:notaport"
-	var stdout, stderr syncBuffer
+	var stdout, stderr logbuf.Buffer
 	err := run(context.Background(), e.get, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "TETHER_ADDR") {
 		t.Fatalf("run = %v; want an error naming TETHER_ADDR", err)

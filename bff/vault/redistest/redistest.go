@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tetherauth/tether/internal/logbuf"
 )
 
 // startTimeout bounds how long a server may take to answer PING.
@@ -37,7 +39,7 @@ type Server struct {
 	// dump would go). It stays the same across Restart.
 	Dir string
 
-	tb   testing.TB
+	tb   testing.TB // nil for a server from Run
 	bin  string
 	conf string // config file, first on the command line if set
 	args []string
@@ -45,7 +47,7 @@ type Server struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has exited
-	out  *lockedBuffer
+	out  *logbuf.Buffer
 }
 
 // Start starts redis-server on 127.0.0.1 and a free port, without
@@ -56,8 +58,27 @@ type Server struct {
 func Start(tb testing.TB, args ...string) *Server {
 	tb.Helper()
 	s := newServer(tb, args)
-	s.launch()
+	if err := s.launch(); err != nil {
+		tb.Fatalf("redistest: %v", err)
+	}
 	return s
+}
+
+// Run starts redis-server as Start does, for a program rather than a test
+// (the whole-stack benchmark in e2e/cmd/tether-bench): dir is its working
+// directory, which the caller owns, and it returns an error where Start
+// fails the test. The caller stops the server with Stop. Restart is for
+// servers from Start.
+func Run(dir string, args ...string) (*Server, error) {
+	bin, err := lookPath()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{bin: bin, args: args, Dir: dir}
+	if err := s.launch(); err != nil {
+		return nil, fmt.Errorf("redistest: %w", err)
+	}
+	return s, nil
 }
 
 // StartSentinel starts a Redis Sentinel (redis-server --sentinel) that
@@ -73,40 +94,50 @@ func StartSentinel(tb testing.TB, master *Server, name string) *Server {
 	if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
 		tb.Fatalf("redistest: %v", err)
 	}
-	s.launch()
+	if err := s.launch(); err != nil {
+		tb.Fatalf("redistest: %v", err)
+	}
 	return s
 }
 
 func newServer(tb testing.TB, args []string) *Server {
 	tb.Helper()
-	bin, err := exec.LookPath("redis-server")
+	bin, err := lookPath()
 	if err != nil {
-		bin = "/usr/bin/redis-server"
-		if _, err := exec.LookPath(bin); err != nil {
-			tb.Fatal("redistest: redis-server not found; install it: apt-get install -y redis-server")
-		}
+		tb.Fatal(err)
 	}
 	s := &Server{tb: tb, bin: bin, args: args, Dir: tb.TempDir()}
 	tb.Cleanup(s.Stop)
 	return s
 }
 
+// lookPath finds redis-server on PATH or in /usr/bin.
+func lookPath() (string, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		bin = "/usr/bin/redis-server"
+		if _, err := exec.LookPath(bin); err != nil {
+			return "", errors.New("redistest: redis-server not found; install it: apt-get install -y redis-server")
+		}
+	}
+	return bin, nil
+}
+
 // launch starts s on a free port. A port found free can be taken before
 // redis binds it, so it tries a few.
-func (s *Server) launch() {
-	s.tb.Helper()
+func (s *Server) launch() error {
 	var last error
 	for range 5 {
 		port, err := freePort()
 		if err != nil {
-			s.tb.Fatalf("redistest: %v", err)
+			return err
 		}
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		if last = s.start(); last == nil {
-			return
+			return nil
 		}
 	}
-	s.tb.Fatalf("redistest: %v", last)
+	return last
 }
 
 // Stop stops the server (SIGTERM, then SIGKILL after a few seconds) and
@@ -160,7 +191,7 @@ func (s *Server) start() error {
 	argv = append(argv, s.args...)
 	cmd := exec.Command(s.bin, argv...)
 	cmd.SysProcAttr = sysProcAttr()
-	out := &lockedBuffer{}
+	out := &logbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", s.bin, err)
@@ -178,7 +209,7 @@ func (s *Server) start() error {
 			s.mu.Lock()
 			s.cmd = nil
 			s.mu.Unlock()
-			return fmt.Errorf("redis-server on %s exited: %s", s.Addr, out.tail())
+			return fmt.Errorf("redis-server on %s exited: %s", s.Addr, out.Tail(2000))
 		default:
 		}
 		if ping(s.Addr) == nil {
@@ -186,7 +217,7 @@ func (s *Server) start() error {
 		}
 		if time.Now().After(deadline) {
 			s.Stop()
-			return fmt.Errorf("redis-server on %s did not answer PING within %v: %s", s.Addr, startTimeout, out.tail())
+			return fmt.Errorf("redis-server on %s did not answer PING within %v: %s", s.Addr, startTimeout, out.Tail(2000))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -276,26 +307,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// lockedBuffer collects the server's output for error messages.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) tail() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.buf.String()
-	if len(s) > 2000 {
-		s = "..." + s[len(s)-2000:]
-	}
-	return s
 }

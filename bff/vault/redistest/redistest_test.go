@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -72,5 +73,29 @@ func TestSentinel(t *testing.T) {
 			t.Fatalf("SENTINEL CKQUORUM = %q, %v", got, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Run starts a server that no test owns, in the caller's directory, and
+// Stop stops it.
+func TestRun(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Run(dir, "--appendonly", "yes")
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	defer s.Stop()
+	if s.Dir != dir || !strings.HasPrefix(s.Addr, "127.0.0.1:") {
+		t.Fatalf("Dir %q, Addr %q; want %q and 127.0.0.1:port", s.Dir, s.Addr, dir)
+	}
+	if _, err := s.Command("SET", "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) == 0 {
+		t.Fatalf("%s holds %v, %v; want the append-only file", dir, entries, err)
+	}
+	s.Stop()
+	if err := ping(s.Addr); err == nil {
+		t.Fatal("server still answers PING after Stop")
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tetherauth/tether/bff/devprovider"
 	"github.com/tetherauth/tether/shared/wire"
 )
 
@@ -104,26 +103,26 @@ type stormResult struct {
 // storm logs in sessions, expires every access token at the provider and
 // sends calls forced /bff/token requests ({"force":true,"rejected":old}),
 // inflight at a time, spread evenly over the sessions.
-func (s *stack) storm(ctx context.Context, sessions, calls, inflight int) (stormResult, error) {
+func (b *testbed) storm(ctx context.Context, sessions, calls, inflight int) (stormResult, error) {
 	res := stormResult{sessions: sessions, calls: calls, inflight: inflight}
 	var err error
-	if res.cookies, err = s.loginMany(ctx, sessions, 8, 0); err != nil {
+	if res.cookies, err = b.loginMany(ctx, sessions, 8, 0); err != nil {
 		return res, err
 	}
-	client := &http.Client{Transport: s.tr, Timeout: 30 * time.Second}
+	client := &http.Client{Transport: b.tr, Timeout: 30 * time.Second}
 	old := make([]string, sessions)
 	for i, ck := range res.cookies {
-		tok, status, err := tokenCall(ctx, client, s.bffURL, ck, nil)
+		tok, status, err := tokenCall(ctx, client, b.bffURL, ck, nil)
 		if err != nil || status != http.StatusOK {
 			return res, fmt.Errorf("tether-bench: first token: %d %v", status, err)
 		}
 		old[i] = tok.AccessToken
 	}
-	before, err := s.stats(ctx)
+	before, err := b.dev.Stats(ctx)
 	if err != nil {
 		return res, err
 	}
-	if err := s.control(ctx, "/control/expire"); err != nil {
+	if _, err := b.dev.Expire(ctx, ""); err != nil {
 		return res, err
 	}
 	start := time.Now()
@@ -141,7 +140,7 @@ func (s *stack) storm(ctx context.Context, sessions, calls, inflight int) (storm
 		wg.Go(func() {
 			defer func() { <-sem }()
 			i := k / per
-			tok, status, err := tokenCall(ctx, client, s.bffURL, res.cookies[i], &wire.TokenRequest{Force: true, Rejected: old[i]})
+			tok, status, err := tokenCall(ctx, client, b.bffURL, res.cookies[i], &wire.TokenRequest{Force: true, Rejected: old[i]})
 			now := time.Now()
 			mu.Lock()
 			defer mu.Unlock()
@@ -159,7 +158,7 @@ func (s *stack) storm(ctx context.Context, sessions, calls, inflight int) (storm
 		})
 	}
 	wg.Wait()
-	after, err := s.stats(ctx)
+	after, err := b.dev.Stats(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -171,7 +170,7 @@ func (s *stack) storm(ctx context.Context, sessions, calls, inflight int) (storm
 
 // loginMany logs in n sessions, conc at a time, and returns their cookies;
 // with budget > 0 it stops early when the budget is spent.
-func (s *stack) loginMany(ctx context.Context, n, conc int, budget time.Duration) ([]string, error) {
+func (b *testbed) loginMany(ctx context.Context, n, conc int, budget time.Duration) ([]string, error) {
 	var (
 		mu      sync.Mutex
 		cookies []string
@@ -186,7 +185,7 @@ func (s *stack) loginMany(ctx context.Context, n, conc int, budget time.Duration
 				if budget > 0 && time.Now().After(deadline) {
 					return
 				}
-				ck, err := s.login(ctx)
+				ck, err := b.login(ctx)
 				mu.Lock()
 				if err != nil && first == nil {
 					first = err
@@ -229,18 +228,6 @@ func tokenCall(ctx context.Context, c *http.Client, bffURL, cookie string, body 
 	return tok, resp.StatusCode, err
 }
 
-// stats reads the dev provider's counters.
-func (s *stack) stats(ctx context.Context) (devprovider.Stats, error) {
-	var st devprovider.Stats
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.devURL+"/control/stats", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return st, fmt.Errorf("tether-bench: stats: %w", err)
-	}
-	defer resp.Body.Close()
-	return st, json.NewDecoder(resp.Body).Decode(&st)
-}
-
 // memResult is the memory measurement.
 type memResult struct {
 	wanted, created       int
@@ -254,40 +241,40 @@ type memResult struct {
 
 // memory logs in up to n more sessions (conc at a time, within budget) and
 // measures Redis and the BFF before and after.
-func (s *stack) memory(ctx context.Context, n, conc int, budget time.Duration) (memResult, error) {
+func (b *testbed) memory(ctx context.Context, n, conc int, budget time.Duration) (memResult, error) {
 	m := memResult{wanted: n}
 	var err error
-	if m.redisBefore, err = s.usedMemory(ctx); err != nil {
+	if m.redisBefore, err = b.usedMemory(); err != nil {
 		return m, err
 	}
-	if m.heapBefore, m.rssBefore, err = s.bffMemory(ctx); err != nil {
+	if m.heapBefore, m.rssBefore, err = b.bffMemory(ctx); err != nil {
 		return m, err
 	}
 	start := time.Now()
-	cookies, err := s.loginMany(ctx, n, conc, budget)
+	cookies, err := b.loginMany(ctx, n, conc, budget)
 	m.created, m.took = len(cookies), time.Since(start)
 	if err != nil {
 		return m, err
 	}
-	if m.redisAfter, err = s.usedMemory(ctx); err != nil {
+	if m.redisAfter, err = b.usedMemory(); err != nil {
 		return m, err
 	}
-	if m.heapAfter, m.rssAfter, err = s.bffMemory(ctx); err != nil {
+	if m.heapAfter, m.rssAfter, err = b.bffMemory(ctx); err != nil {
 		return m, err
 	}
-	keys, _, err := s.rdb.Scan(ctx, 0, "tether:s:*", 200).Result()
+	keys, err := b.records(200)
 	if err != nil {
-		return m, fmt.Errorf("tether-bench: scan: %w", err)
+		return m, err
 	}
 	keys = keys[:min(len(keys), 20)]
 	for _, k := range keys {
-		u, err := s.rdb.MemoryUsage(ctx, k).Result()
+		u, err := b.redisInt("MEMORY", "USAGE", k)
 		if err != nil {
-			return m, fmt.Errorf("tether-bench: memory usage: %w", err)
+			return m, err
 		}
-		l, err := s.rdb.StrLen(ctx, k).Result()
+		l, err := b.redisInt("STRLEN", k)
 		if err != nil {
-			return m, fmt.Errorf("tether-bench: strlen: %w", err)
+			return m, err
 		}
 		m.usage += float64(u) / float64(len(keys))
 		m.valueLen += float64(l) / float64(len(keys))
@@ -296,31 +283,17 @@ func (s *stack) memory(ctx context.Context, n, conc int, budget time.Duration) (
 }
 
 // usedMemory is Redis's INFO memory used_memory.
-func (s *stack) usedMemory(ctx context.Context) (int64, error) {
-	info, err := s.rdb.Info(ctx, "memory").Result()
+func (b *testbed) usedMemory() (int64, error) {
+	v, err := b.infoField("memory", "used_memory")
 	if err != nil {
-		return 0, fmt.Errorf("tether-bench: info memory: %w", err)
-	}
-	v, ok := infoField(info, "used_memory")
-	if !ok {
-		return 0, fmt.Errorf("tether-bench: no used_memory in INFO")
+		return 0, err
 	}
 	return strconv.ParseInt(v, 10, 64)
 }
 
-func infoField(info, name string) (string, bool) {
-	sc := bufio.NewScanner(strings.NewReader(info))
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), name+":"); ok {
-			return v, true
-		}
-	}
-	return "", false
-}
-
 // bffMemory reads the BFF's heap in use and resident set from /metrics.
-func (s *stack) bffMemory(ctx context.Context) (heap, rss float64, err error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.bffURL+"/metrics", nil)
+func (b *testbed) bffMemory(ctx context.Context) (heap, rss float64, err error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.bffURL+"/metrics", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, 0, fmt.Errorf("tether-bench: metrics: %w", err)

@@ -18,7 +18,7 @@
 //
 // Every run is bounded in time and count. Run it from the module root:
 //
-//	go run ./bff/cmd/tether-bench [-duration 3s] [-concurrency 16,64] [-sessions 10000]
+//	go run ./e2e/cmd/tether-bench [-duration 3s] [-concurrency 16,64] [-sessions 10000]
 //
 // redis-server must be installed (apt-get install -y redis-server).
 package main
@@ -118,17 +118,17 @@ func parseFlags(args []string) (options, error) {
 
 // bench runs every measurement and prints the table to w.
 func bench(ctx context.Context, o options, w io.Writer) error {
-	s, err := startStack(ctx)
+	b, err := startTestbed(ctx)
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer b.Close()
 	fmt.Fprintf(w, "Tether bench: %s, %d CPUs, %s, %s, redis %s, load average %s\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOOS+"/"+runtime.GOARCH,
-		runtime.Version(), s.redisVersion(ctx), loadAverage())
+		runtime.Version(), b.redisVersion(), loadAverage())
 	fmt.Fprintln(w, "One BFF process (bff/cmd/tether), the dev provider and redis-server, on loopback; the load generator shares the CPUs.")
 
-	st, err := s.storm(ctx, o.stormSessions, o.stormCalls, o.stormInflight)
+	st, err := b.storm(ctx, o.stormSessions, o.stormCalls, o.stormInflight)
 	if err != nil {
 		return err
 	}
@@ -140,7 +140,7 @@ func bench(ctx context.Context, o options, w io.Writer) error {
 		ms(st.lastServed), perSession, verdict(st.refreshes == int64(st.sessions) && st.reuses == 0 && st.errors == 0), st.reuses, st.errors)
 
 	if o.sessions > 0 {
-		m, err := s.memory(ctx, o.sessions, o.loginConc, o.loginBudget)
+		m, err := b.memory(ctx, o.sessions, o.loginConc, o.loginBudget)
 		if err != nil {
 			return err
 		}
@@ -157,25 +157,25 @@ func bench(ctx context.Context, o options, w io.Writer) error {
 	}
 
 	// The reference serves a value as long as a real record.
-	keys, _, err := s.rdb.Scan(ctx, 0, "tether:s:*", 100).Result()
+	keys, err := b.records(100)
 	if err != nil || len(keys) == 0 {
 		return fmt.Errorf("tether-bench: no vault record to size the reference by: %v", err)
 	}
-	size, err := s.rdb.StrLen(ctx, keys[0]).Result()
+	size, err := b.redisInt("STRLEN", keys[0])
 	if err != nil {
+		return err
+	}
+	if _, err := b.redis.Command("SET", referenceKey, strings.Repeat("x", int(size))); err != nil {
 		return fmt.Errorf("tether-bench: %w", err)
 	}
-	if err := s.rdb.Set(ctx, referenceKey, strings.Repeat("x", int(size)), 0).Err(); err != nil {
-		return fmt.Errorf("tether-bench: %w", err)
-	}
-	refURL, err := s.startReference(ctx)
+	refURL, err := b.startReference(ctx)
 	if err != nil {
 		return err
 	}
 
 	fmt.Fprintf(w, "\n/bff/token hot path: valid token, %d sessions, keep-alive; per target %d interleaved runs of %v (after %v warm-up each), summed\n",
 		len(st.cookies), o.rounds, o.duration, o.warm)
-	targets := []struct{ name, url string }{{"tether", s.bffURL + wire.PathToken}, {"reference", refURL}}
+	targets := []struct{ name, url string }{{"tether", b.bffURL + wire.PathToken}, {"reference", refURL}}
 	fmt.Fprintf(w, "reference: net/http handler, one Redis GET of a %d-byte value (a vault record's size), written back\n", size)
 	fmt.Fprintf(w, "%6s  %-10s %10s %9s %9s %7s\n", "conc", "target", "req/s", "p50", "p99", "errors")
 	for _, conc := range o.concurrency {
@@ -199,19 +199,18 @@ func bench(ctx context.Context, o options, w io.Writer) error {
 	}
 
 	for _, secret := range []string{devprovider.PrefixRefreshToken, devprovider.DefaultClientSecret} {
-		if strings.Contains(s.logs(), secret) {
+		if strings.Contains(b.logs(), secret) {
 			return fmt.Errorf("tether-bench: a process logged %q (a refresh token or the client secret)", secret)
 		}
 	}
 	return nil
 }
 
-func (s *stack) redisVersion(ctx context.Context) string {
-	info, err := s.rdb.Info(ctx, "server").Result()
+func (b *testbed) redisVersion() string {
+	v, err := b.infoField("server", "redis_version")
 	if err != nil {
 		return "?"
 	}
-	v, _ := infoField(info, "redis_version")
 	return v
 }
 

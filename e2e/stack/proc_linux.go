@@ -1,4 +1,4 @@
-package replicas
+package stack
 
 import (
 	"os/exec"
@@ -6,8 +6,8 @@ import (
 )
 
 // setProcAttr puts the process in its own group, so that stopping it stops
-// anything it started, and has the kernel kill it if the test binary dies
-// without running its cleanups.
+// anything it started, and has the kernel kill it if this program dies
+// without stopping it.
 func setProcAttr(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }

@@ -7,11 +7,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tetherauth/tether/bff"
+	"github.com/tetherauth/tether/e2e/stack"
 )
 
 // referenceKey holds the reference handler's value: random bytes the size
@@ -44,19 +45,15 @@ func serveReference(ctx context.Context, redisAddr, addr string, stdout io.Write
 }
 
 // startReference re-executes this program as the reference process.
-func (s *stack) startReference(ctx context.Context) (string, error) {
+func (b *testbed) startReference(ctx context.Context) (string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("tether-bench: %w", err)
 	}
-	p, err := startProc(ctx, "reference", self, []string{"-reference", "-redis", s.redisAddr, "-listen", "127.0.0.1:0"})
+	p, err := stack.Start("reference", self, []string{"-reference", "-redis", b.redis.Addr, "-listen", "127.0.0.1:0"})
 	if err != nil {
 		return "", err
 	}
-	s.procs = append(s.procs, p)
-	u, err := p.waitListening("reference: listening on ")
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(u), nil
+	b.procs = append(b.procs, p)
+	return p.WaitListening("reference: listening on ", 15*time.Second)
 }

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package replicas
+package stack
 
 import (
 	"os"
