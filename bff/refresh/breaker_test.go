@@ -132,7 +132,7 @@ func newFleet(t *testing.T, redisURL string, replicas, sessions int, tune func(*
 			redisURL = "redis://" + v.EmbeddedAddr()
 		}
 		p, err := provider.New(ctx, provider.Config{
-			Issuer: srv.URL, ClientID: devprovider.DefaultClientID, ClientSecret: devprovider.DefaultClientSecret,
+			Endpoints: provider.Endpoints{Issuer: srv.URL}, ClientID: devprovider.DefaultClientID, ClientSecret: devprovider.DefaultClientSecret,
 			Scopes: []string{"openid", "profile"}, RedirectURL: "http://127.0.0.1/bff/callback",
 		})
 		if err != nil {
