@@ -176,3 +176,4 @@ func circuitSuite(t *testing.T, run func(string, func(*testing.T, *harness))) {
 		}
 	})
 }
+

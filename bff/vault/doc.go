@@ -15,6 +15,7 @@
 //	tether:cb:{h(name)}:state  circuit breaker of one provider, open: "<down until ms> <last probe ms>"
 //	tether:cb:{h(name)}:fails  its count of transient failures in a row (closed)
 //	tether:cb:{h(name)}:probe  its probe slot, a random token; SET NX PX lease
+//	tether:disc:h(issuer) the provider's last good discovery document, sealed; SET ... PX 30 days
 //
 // Ids are hashed so that a dump of Redis (or MONITOR, or a slow log) shows
 // neither the session cookie's value nor a pending OAuth state.

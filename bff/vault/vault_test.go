@@ -393,6 +393,7 @@ func runVaultSuite(t *testing.T, newHarness func(t *testing.T) *harness) {
 	lockSuite(t, run)
 	outageSuite(t, run)
 	circuitSuite(t, run)
+	discoverySuite(t, run)
 }
 
 // race runs f in n goroutines released at once and counts the nil results,
