@@ -45,7 +45,9 @@ func TestDiscoveryFailures(t *testing.T) {
 			case <-r.Context().Done():
 			}
 		}), true},
-		{"HTML", serve(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<!doctype html><title>maintenance</title>")) }), true},
+		{"HTML", serve(func(w http.ResponseWriter, r *http.Request) {
+			w.Write([]byte("<!doctype html><title>maintenance</title>"))
+		}), true},
 		{"truncated JSON", serve(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"issuer":"http://x`)) }), true},
 		{"JSON array", serve(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`[1,2]`)) }), true},
 		{"another issuer", serve(func(w http.ResponseWriter, r *http.Request) {

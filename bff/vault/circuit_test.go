@@ -176,4 +176,3 @@ func circuitSuite(t *testing.T, run func(string, func(*testing.T, *harness))) {
 		}
 	})
 }
-
