@@ -69,14 +69,18 @@ type Handler struct {
 	engine     *gin.Engine
 	metrics    *metrics
 	cookieName string
-	web        http.Handler // static files; nil without WebDir
+	web        http.Handler  // static files; nil without WebDir
+	slot       *providerSlot // the provider while New's discovery runs; nil if given ready
+	disc       *discoverer   // background discovery; nil when not needed
 }
 
 // loginTTL is how long a login's state stays valid.
 const loginTTL = 10 * time.Minute
 
 // New checks cfg, connects the vault and the provider, and builds the
-// router. The caller must Close the Handler.
+// router. A provider whose discovery fails for a reason that may pass
+// does not stop it (see startProvider); a configuration error does. The
+// caller must Close the Handler.
 func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -97,19 +101,20 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if addr := v.EmbeddedAddr(); addr != "" {
 		log.Info("TETHER_REDIS_URL is not set: using an embedded in-process Redis (one replica only)", "addr", addr)
 	}
-	pc := cfg.providerConfig()
-	pc.HTTPClient, pc.Now, pc.Logger = &http.Client{Timeout: 3 * cfg.ProviderTimeout}, cfg.Now, log
-	p, err := provider.New(ctx, pc)
-	if err != nil {
-		v.Close()
-		return nil, &ConfigError{cfg.providerVar(), err}
-	}
-	s := newHandler(cfg, v, p)
+	slot := &providerSlot{}
+	s := newHandler(cfg, v, slot)
+	s.slot = slot
 	if cfg.WebDir != "" {
 		if s.web, err = newWebHandler(cfg.WebDir); err != nil {
 			v.Close()
 			return nil, &ConfigError{"TETHER_WEB_DIR", err}
 		}
+	}
+	pc := cfg.providerConfig()
+	pc.HTTPClient, pc.Now, pc.Logger = &http.Client{Timeout: 3 * cfg.ProviderTimeout}, cfg.Now, log
+	if err := s.startProvider(ctx, pc, v); err != nil {
+		v.Close()
+		return nil, err
 	}
 	s.engine = s.routes()
 	return s, nil
@@ -152,7 +157,19 @@ func (c *Config) circuitName() string {
 func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
 
 // Close releases the vault (and stops the embedded Redis, if any).
-func (s *Handler) Close() error { return s.vault.Close() }
+func (s *Handler) Close() error {
+	s.disc.close()
+	return s.vault.Close()
+}
+
+// providerReady reports whether the provider's endpoints are known (see
+// startProvider), and says why not or where they came from.
+func (s *Handler) providerReady() (bool, string) {
+	if s.slot == nil {
+		return true, ""
+	}
+	return s.slot.ready()
+}
 
 func (s *Handler) routes() *gin.Engine {
 	r := gin.New()
@@ -263,6 +280,18 @@ func (s *Handler) handleReady(c *gin.Context) {
 	if err := s.vault.Ping(ctx); err != nil {
 		s.log.Warn("readyz: vault unreachable", "err", err)
 		c.String(http.StatusServiceUnavailable, "vault unreachable\n")
+		return
+	}
+	// Not ready until the provider's endpoints are known; a provider that
+	// is down once they are does not make a replica unready (see the
+	// README's Provider outages).
+	ok, status := s.providerReady()
+	if !ok {
+		c.String(http.StatusServiceUnavailable, "not ready: %s\n", status)
+		return
+	}
+	if status != "" {
+		c.String(http.StatusOK, "ready: %s\n", status)
 		return
 	}
 	c.String(http.StatusOK, "ready\n")

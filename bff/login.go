@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/gin-contrib/sessions"
@@ -32,6 +33,9 @@ func (s *Handler) handleLogin(c *gin.Context) {
 	if !ok {
 		s.metrics.logins.WithLabelValues("invalid_return_to").Inc()
 		writeError(c, wire.ErrInvalidReturnTo, "", "return_to must be a path on this site, like /app")
+		return
+	}
+	if !s.loginPossible(c, returnTo) {
 		return
 	}
 	state, verifier := randomID(), provider.NewVerifier()
@@ -76,6 +80,9 @@ func (s *Handler) handleCallback(c *gin.Context) {
 		s.metrics.logins.WithLabelValues("provider_error").Inc()
 		s.errorPage(c, http.StatusBadRequest, "Sign-in was not completed",
 			"The sign-in provider answered: "+describeProviderError(e, q.Get("error_description")), returnTo)
+		return
+	}
+	if !s.loginPossible(c, "/") {
 		return
 	}
 	l := s.takeLogin(c, state, cookieState)
@@ -130,6 +137,21 @@ func (s *Handler) handleCallback(c *gin.Context) {
 	s.metrics.logins.WithLabelValues("ok").Inc()
 	s.log.Info("login", "subject", rec.Subject, "access_expires", rec.Expiry, "refresh_token", rec.RefreshToken != "")
 	c.Redirect(http.StatusFound, l.ReturnTo)
+}
+
+// loginPossible answers 503 with a readable page, and reports false, while
+// the provider's endpoints are not known (its discovery has not succeeded
+// since the BFF started).
+func (s *Handler) loginPossible(c *gin.Context, returnTo string) bool {
+	if ok, status := s.providerReady(); !ok {
+		s.metrics.logins.WithLabelValues("provider_unknown").Inc()
+		s.log.Warn("login: the provider is not set up yet", "status", status)
+		c.Header(wire.HeaderRetryAfter, strconv.Itoa(seconds(min(s.cfg.RetryAfter, s.cfg.RetryAfterMax))))
+		s.errorPage(c, http.StatusServiceUnavailable, "Sign-in is unavailable",
+			"The sign-in provider cannot be reached right now, so nobody can sign in. Sessions already open keep working. Please try again in a minute.", returnTo)
+		return false
+	}
+	return true
 }
 
 // takeLogin consumes the login state when the query's state matches the

@@ -366,7 +366,7 @@ func (b *breaker) view(ctx context.Context, force bool) (open bool, until time.T
 // error, errSlow when the callers stopped waiting. A call is counted once,
 // except that a late success still closes the circuit.
 func (b *breaker) settle(call *providerCall, err error) {
-	if b == nil || call == nil {
+	if b == nil || call == nil || errors.Is(err, ErrNoProvider) {
 		return
 	}
 	ok := answered(err)

@@ -45,6 +45,11 @@ type Provider interface {
 
 var _ Provider = (*provider.Provider)(nil)
 
+// ErrNoProvider, wrapped in the error of a Provider's Refresh, says that
+// no provider was called at all (the BFF does not know its endpoints yet):
+// the session is kept, and the circuit breaker does not count it.
+var ErrNoProvider = errors.New("refresh: no provider to call yet")
+
 // Outcome names what became of a refresh attempt, for metrics.
 type Outcome string
 
