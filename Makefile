@@ -15,14 +15,24 @@ build:
 	$(GO) build -o bin/ ./bff/cmd/...
 
 ## web: the WASM client, content-hashed and pre-compressed, plus wasm_exec.js
-## from this Go toolchain, into web/dist
-web:
+## from this Go toolchain, into web/dist; only when one of its sources (the
+## client's and the assets tool's Go files, go.mod, go.sum, this Go's
+## wasm_exec.js) is newer than web/dist/manifest.json
+web: $(DIST)/manifest.json
+
+WEB_SOURCES := $(shell find wasm shared bff/assets bff/cmd/tether-assets -name '*.go' ! -name '*_test.go') \
+               go.mod go.sum $(wildcard $(GOROOT)/lib/wasm/wasm_exec.js)
+
+$(DIST)/manifest.json: $(WEB_SOURCES)
 	GOOS=js GOARCH=wasm $(GO) build $(WASMFLAGS) -o $(DIST)/tether.wasm ./wasm
 	$(GO) run ./bff/cmd/tether-assets -goroot "$(GOROOT)" $(DIST)
 
-## run: the whole demo (dev provider, BFF with embedded Redis, the page); Ctrl-C stops it
+## run: the whole demo (dev provider, BFF with embedded Redis, the page);
+## Ctrl-C stops it. The binary runs itself (not under go run), so its exit
+## status, 0 after a clean shutdown, is make's.
 run: web
-	$(GO) run ./bff/cmd/tether-demo
+	$(GO) build -o bin/tether-demo ./bff/cmd/tether-demo
+	bin/tether-demo
 
 ## deps: install redis-server and chromium when missing (apt-get as root)
 deps:

@@ -25,6 +25,7 @@ import (
 	"github.com/tetherauth/tether/bff/devprovider"
 	"github.com/tetherauth/tether/bff/provider"
 	"github.com/tetherauth/tether/bff/vault"
+	"github.com/tetherauth/tether/internal/logbuf"
 	"github.com/tetherauth/tether/shared/wire"
 )
 
@@ -55,24 +56,6 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // stack is a dev provider and one or more BFF replicas on loopback, all
 // real HTTP, sharing one vault.
 type stack struct {
@@ -82,7 +65,7 @@ type stack struct {
 	devURL string
 	bffs   []*Handler
 	urls   []string
-	logs   *syncBuffer
+	logs   *logbuf.Buffer
 }
 
 type stackOptions struct {
@@ -116,7 +99,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	if o.replicas == 0 {
 		o.replicas = 1
 	}
-	s := &stack{t: t, clock: newClock(), logs: &syncBuffer{}}
+	s := &stack{t: t, clock: newClock(), logs: &logbuf.Buffer{}}
 	ln, devURL := listen(t)
 	dcfg := devprovider.Config{Issuer: devURL, AutoApprove: true, Now: s.clock.Now}
 	if o.devTune != nil {
@@ -160,19 +143,32 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	return s
 }
 
-// control calls one of the dev provider's /control endpoints.
-func (s *stack) control(path string) {
+// expire ends every current access token at the dev provider.
+func (s *stack) expire() {
 	s.t.Helper()
-	resp, err := http.Post(s.devURL+path, "", nil)
-	if err != nil {
+	if _, err := s.controls().Expire(context.Background(), ""); err != nil {
 		s.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		s.t.Fatalf("POST %s: %d %s", path, resp.StatusCode, b)
+}
+
+// revoke revokes every grant of subject at the dev provider.
+func (s *stack) revoke(subject string) {
+	s.t.Helper()
+	if _, err := s.controls().Revoke(context.Background(), subject); err != nil {
+		s.t.Fatal(err)
 	}
 }
+
+// outage makes the dev provider's token endpoint misbehave in mode until
+// the next call (delay: how long OutageSlow sleeps).
+func (s *stack) outage(mode devprovider.OutageMode, delay time.Duration) {
+	s.t.Helper()
+	if _, err := s.controls().Outage(context.Background(), mode, 0, delay); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *stack) controls() *devprovider.Controls { return &devprovider.Controls{URL: s.devURL} }
 
 // browser is an HTTP client with a cookie jar that records everything it
 // receives, so a test can assert no secret ever reached it.

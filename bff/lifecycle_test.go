@@ -80,7 +80,7 @@ func TestExpireThenForce(t *testing.T) {
 	b := s.newBrowser()
 	b.login(s.urls[0], "/")
 	old := b.mustToken(s.urls[0], nil)
-	s.control("/control/expire")
+	s.expire()
 	if code := s.callAPI(old.AccessToken); code != 401 {
 		t.Fatalf("API after expire = %d; want 401", code)
 	}
@@ -111,7 +111,7 @@ func TestRevokedClearsSession(t *testing.T) {
 	if sid == "" || !s.hasRecord(sid) {
 		t.Fatal("no session after login")
 	}
-	s.control("/control/revoke?subject=alice")
+	s.revoke("alice")
 
 	r := b.token(s.urls[0], &wire.TokenRequest{Force: true, Rejected: tok.AccessToken})
 	if r.status != 401 || r.err.Error != wire.ErrReconnectRequired || r.err.Reason != wire.ReasonRevoked {

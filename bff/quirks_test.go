@@ -80,7 +80,7 @@ func TestQuirksGitHubApp(t *testing.T) {
 		t.Fatal("the refresh did not rotate to a new, valid refresh token")
 	}
 	// Force after an API 401.
-	s.control("/control/expire")
+	s.expire()
 	third := b.mustToken(s.urls[0], &wire.TokenRequest{Force: true, Rejected: second.AccessToken})
 	if third.AccessToken == second.AccessToken || s.callAPI(third.AccessToken) != 200 {
 		t.Fatal("force after a 401 did not give a working token")
@@ -91,7 +91,7 @@ func TestQuirksGitHubApp(t *testing.T) {
 
 	// Revoked at GitHub: HTTP 200 error=bad_refresh_token clears the session.
 	sid := s.sid(b)
-	s.control("/control/revoke?subject=alice")
+	s.revoke("alice")
 	s.clock.Advance(31 * time.Second)
 	if r := b.token(s.urls[0], nil); r.status != 401 || r.err.Reason != wire.ReasonRevoked {
 		t.Fatalf("after revocation: %d %+v; want 401 reconnect_required/revoked", r.status, r.err)
@@ -150,7 +150,7 @@ func TestQuirksGitHubOAuthApp(t *testing.T) {
 
 	// The user revokes the app: the API says 401, the BFF cannot refresh.
 	sid := s.sid(b)
-	s.control("/control/revoke?subject=alice")
+	s.revoke("alice")
 	if s.callAPI(tok.AccessToken) != 401 {
 		t.Fatal("the API still accepts a revoked token")
 	}

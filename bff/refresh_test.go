@@ -67,7 +67,7 @@ func TestRefreshStormAcrossReplicas(t *testing.T) {
 			old := b.mustToken(s.urls[1], nil)
 
 			t.Run("after expire, force with the rejected token", func(t *testing.T) {
-				s.control("/control/expire")
+				s.expire()
 				stormOnce(t, s, b, 300, func() *wire.TokenRequest {
 					return &wire.TokenRequest{Force: true, Rejected: old.AccessToken}
 				}, old.AccessToken)
@@ -100,7 +100,7 @@ func TestOutageModes(t *testing.T) {
 			b.login(s.urls[0], "/")
 			sid := s.sid(b)
 			first := b.mustToken(s.urls[0], nil)
-			s.control("/control/outage?mode=" + string(mode))
+			s.outage(mode, 0)
 
 			// Inside the buffer but not expired: the current token, flagged.
 			s.clock.Advance(40 * time.Second)
@@ -121,7 +121,7 @@ func TestOutageModes(t *testing.T) {
 				t.Fatal("the outage deleted the session")
 			}
 			// The outage ends; after the back-off the same session refreshes.
-			s.control("/control/outage?mode=none")
+			s.outage(devprovider.OutageNone, 0)
 			s.clock.Advance(5 * time.Second)
 			fresh := b.mustToken(s.urls[0], nil)
 			if fresh.AccessToken == first.AccessToken || fresh.Degraded {
@@ -142,7 +142,7 @@ func TestOutageBackoff(t *testing.T) {
 	b := s.newBrowser()
 	b.login(s.urls[0], "/")
 	b.mustToken(s.urls[0], nil)
-	s.control("/control/outage?mode=500")
+	s.outage(devprovider.Outage500, 0)
 	s.clock.Advance(40 * time.Second)
 	for i := range 20 {
 		if r := b.token(s.urls[0], nil); r.status != 200 || !r.tok.Degraded {
@@ -161,7 +161,7 @@ func TestSlowProviderCancelledClient(t *testing.T) {
 	b := s.newBrowser()
 	b.login(s.urls[0], "/")
 	old := b.mustToken(s.urls[0], nil)
-	s.control("/control/outage?mode=slow&delay=600ms")
+	s.outage(devprovider.OutageSlow, 600*time.Millisecond)
 	s.clock.Advance(40 * time.Second)
 
 	impatient := *b.c
@@ -173,7 +173,7 @@ func TestSlowProviderCancelledClient(t *testing.T) {
 		t.Fatal("the impatient client was answered; the provider should be slow")
 	}
 	time.Sleep(900 * time.Millisecond) // the detached refresh finishes
-	s.control("/control/outage?mode=none")
+	s.outage(devprovider.OutageNone, 0)
 	tok := b.mustToken(s.urls[0], nil)
 	if tok.AccessToken == old.AccessToken {
 		t.Fatal("the refresh that the client abandoned was not stored")
@@ -196,7 +196,7 @@ func TestProviderSlowerThanTimeout(t *testing.T) {
 	b := s.newBrowser()
 	b.login(s.urls[0], "/")
 	old := b.mustToken(s.urls[0], nil)
-	s.control("/control/outage?mode=slow&delay=600ms")
+	s.outage(devprovider.OutageSlow, 600*time.Millisecond)
 	s.clock.Advance(40 * time.Second) // inside the buffer, not expired
 
 	t0 := time.Now()
@@ -208,7 +208,7 @@ func TestProviderSlowerThanTimeout(t *testing.T) {
 		t.Fatalf("during the slow refresh: %d %+v; want the current token, degraded", r.status, r.tok)
 	}
 	time.Sleep(700 * time.Millisecond) // the late answer arrives and is stored
-	s.control("/control/outage?mode=none")
+	s.outage(devprovider.OutageNone, 0)
 	s.clock.Advance(2 * time.Second) // past the back-off
 	fresh := b.mustToken(s.urls[0], nil)
 	if fresh.AccessToken == old.AccessToken {

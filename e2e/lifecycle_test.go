@@ -91,7 +91,28 @@ func TestSteadyState(t *testing.T) {
 	p.click(selAutoCall)
 	statuses := evalJS[[]any](p, `(() => { clearInterval(window.__e2eLoop); return window.__e2eStatuses; })()`)
 	time.Sleep(500 * time.Millisecond) // let the last calls land
-	st1, tok1, bff1 := s.stats(), s.tokenTotal(), net.count("POST", s.d.URL+"/bff/token")
+	// A refresh falls due about every 2.4 s, so one may be in flight now:
+	// DevTools sees it when it is sent, the BFF counts it just before it
+	// answers. Take the end counts while no POST /bff/token is in flight.
+	var (
+		st1        devprovider.Stats
+		tok1, bff1 int
+	)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		sent, quiet := 0, true
+		for _, r := range net.matching("POST", s.d.URL+"/bff/token") {
+			sent++
+			quiet = quiet && r.Finished
+		}
+		st1, tok1, bff1 = s.stats(), s.tokenTotal(), net.count("POST", s.d.URL+"/bff/token")
+		if quiet && bff1 == sent {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a POST /bff/token is still in flight 5 s after the calls stopped:\n%s", net.summary())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 
 	bad := 0
 	for _, v := range statuses {

@@ -7,12 +7,21 @@
  * window.demoEvents, window.demoReady) is described in the project's
  * docs; keep it stable. No token ever reaches the DOM, the console or
  * storage: tether's events carry only expiry times and reasons.
+ *
+ * The page's own story (the timeline and the event log, never a token)
+ * survives the full-page redirect of Connect and Reconnect, and a reload:
+ * it is put in sessionStorage as the page goes away and taken out (and
+ * removed) as the next one starts. Disconnect ends the story: nothing is
+ * kept after it.
  */
 (function () {
   "use strict";
 
   const MAX_LOG = 500;
   const AUTO_EVERY = 2000;
+  const OK_NOTICE_FOR = 6000; // how long "recovered" / "reconnected" stays in the dock
+  const HISTORY_KEY = "tether-demo-history"; // sessionStorage: the story, no token
+  const HISTORY_MAX_AGE = 30 * 60e3; // an older story is not restored
   const $ = (id) => document.getElementById(id);
   const log = (window.demoEvents = []);
 
@@ -53,12 +62,18 @@
     sessionEndsAt: 0, // ms
     tokens: 0, // tokens in this session
     afterRetry: false, // the next token answers an API's 401
+    retries: 0, // 401s answered with a new token and a retry
     refreshes: 0,
     apiOK: 0,
     apiErr: 0,
     inflight: 0,
     autoTimer: 0,
     gen: 0, // counts ended sessions, so that a late session answer is ignored
+    ctlGen: 0, // counts controls pressed, so that only the latest reports its call
+    keepHistory: true, // false after Disconnect: the story ends there
+    leaving: "", // "connect" or "reconnect" while the page goes to the provider
+    returned: "", // how this page came back with a story: "connect", "reconnect", "reload"
+    okTimer: 0,
   };
   let timeline = null;
 
@@ -72,16 +87,21 @@
   const BADGE = {
     token: "token", retry: "401 → retry", degraded: "degraded", recovered: "recovered",
     reconnect: "reconnect", logout: "logout", "api-ok": "API ok", "api-error": "API error",
-    control: "control", error: "error",
+    control: "control", error: "error", page: "page",
   };
 
-  // record appends one entry to #events and window.demoEvents.
-  function record(kind, detail, text, quiet) {
-    const at = Date.now();
-    log.push({ kind, at, detail: detail || {} });
+  // record appends one entry to #events and window.demoEvents. from is a
+  // restored entry's original time.
+  function record(kind, detail, text, quiet, from) {
+    const at = from || Date.now();
+    const entry = { kind, at, detail: detail || {}, text };
+    if (quiet) entry.quiet = true;
+    if (from) entry.restored = true;
+    log.push(entry);
     const li = document.createElement("li");
     li.dataset.kind = kind;
     if (quiet) li.className = "quiet";
+    if (from) li.classList.add("restored");
     const time = document.createElement("time");
     time.dateTime = new Date(at).toISOString();
     time.textContent = clock(at);
@@ -117,8 +137,9 @@
     }
     ui.status.dataset.state = state;
     ui.statusText.textContent = text;
-    ui.connect.hidden = st.connected;
-    ui.connect.classList.toggle("primary", !st.reconnect); // the banner's Reconnect leads
+    // One action, one button: while a reconnect is needed it is the
+    // banner's Reconnect, in the dock next to the status.
+    ui.connect.hidden = st.connected || !!st.reconnect;
     ui.disconnect.hidden = !st.connected;
 
     const r = st.reconnect && (RECONNECT[st.reconnect] || {
@@ -130,6 +151,23 @@
     }
     ui.banner.hidden = !r;
     ui.notice.hidden = !st.degraded;
+    if (r || st.degraded) hideOK();
+  }
+
+  // showOK puts a short good-news notice ("recovered", "reconnected") in
+  // the dock for a few seconds.
+  function showOK(kind, title, detail) {
+    clearTimeout(st.okTimer);
+    ui.okNotice.dataset.kind = kind;
+    ui.okTitle.textContent = title;
+    ui.okDetail.textContent = detail;
+    ui.okNotice.hidden = false;
+    st.okTimer = setTimeout(hideOK, OK_NOTICE_FOR);
+  }
+
+  function hideOK() {
+    clearTimeout(st.okTimer);
+    ui.okNotice.hidden = true;
   }
 
   // showDegraded fills the notice once per event: it is a live region, so
@@ -223,6 +261,10 @@
         (first ? "Access token" : retry ? "New access token after the 401" : "Refreshed: new access token") + life);
       render();
       refreshSession();
+      if (first && st.returned === "reconnect") {
+        st.returned = "";
+        showOK("reconnected", "Reconnected.", "A new session at the provider; the timeline keeps what happened before.");
+      }
     });
 
     t.addEventListener("reconnect", (e) => {
@@ -265,6 +307,7 @@
       const reason = e.detail.reason || "";
       if (reason === "rejected") {
         st.afterRetry = true;
+        st.retries++;
         timeline.addMark("retry", now, "The API answered 401: new token, call retried");
         record("retry", { event: "recovered", reason },
           "The API answered 401: Tether got a new token and retries the call once");
@@ -275,10 +318,13 @@
       timeline.addMark("recovered", now, "Recovered: the outage is over");
       record("recovered", { reason }, "Outage over: tokens refresh again");
       render();
+      showOK("recovered", "Recovered.", "The provider answers again: a new access token came, nothing was lost.");
     });
 
     t.addEventListener("logout", () => {
       const now = Date.now();
+      forgetHistory(); // Disconnect ends the story
+      hideOK();
       endSession(now);
       st.reconnect = "";
       st.name = st.subject = "";
@@ -291,13 +337,18 @@
 
   // ---- the API ---------------------------------------------------------
 
+  // callAPI calls the sample API once, shows the answer, and returns what
+  // happened: {status, error, retried}.
   async function callAPI() {
-    if (!st.tether) return;
+    if (!st.tether) return null;
+    const retries = st.retries;
     st.inflight++;
     const started = Date.now();
     const wait = timeline.startWait(started);
     const head = document.createElement("p");
     head.className = "result-head";
+    const why = document.createElement("p");
+    why.className = "result-why";
     const body = document.createElement("pre");
     try {
       const res = await st.tether.fetch(st.config.api, { cache: "no-store" });
@@ -333,15 +384,33 @@
       timeline.endWait(wait, Date.now());
     }
     ui.apiResult.classList.toggle("bad", ui.apiResult.dataset.status !== "200");
-    ui.apiResult.replaceChildren(head, body);
+    why.textContent = explain(ui.apiResult.dataset.status, ui.apiResult.dataset.error);
+    ui.apiResult.replaceChildren(...(why.textContent ? [head, why, body] : [head, body]));
+    return { status: ui.apiResult.dataset.status, error: ui.apiResult.dataset.error || "", retried: st.retries > retries };
   }
 
-  function setAuto(on) {
+  // explain says in a sentence what a failed call means for the person.
+  function explain(status, error) {
+    if (status === "200") return "";
+    if (st.reconnect || error === "TetherReconnectRequired") {
+      return st.reconnect ? "The provider no longer accepts this session: Reconnect (at the top) to continue." :
+        "Not connected: no call goes out until you connect.";
+    }
+    if (st.degraded || error === "TetherUnavailable") {
+      return "The provider is not answering and no valid token is left: Tether retries by itself (see the notice at the top).";
+    }
+    if (status === "401") return "The API refused the token, and no new one came.";
+    return "";
+  }
+
+  // setAuto starts (with a call now, unless called) or stops the call
+  // every 2 s.
+  function setAuto(on, called) {
     clearInterval(st.autoTimer);
     st.autoTimer = 0;
     ui.apiResult.setAttribute("aria-live", on ? "off" : "polite"); // no announcement every 2 s
     if (!on) return;
-    callAPI();
+    if (!called) callAPI();
     st.autoTimer = setInterval(() => {
       if (st.inflight === 0) callAPI(); // a hanging call is not piled on
     }, AUTO_EVERY);
@@ -355,17 +424,18 @@
       path: () => st.subject ? "revoke?subject=" + encodeURIComponent(st.subject) : "",
       flag: "revoke", kills: true, say: (b) => "Revoked " + plural(b.revoked || 0, "grant") + " of " + st.subject + ".",
     },
-    "ctl-outage-503": { path: () => "outage?mode=503&seconds=20", flag: "503", say: (b) => "The token endpoint answers 503 until " + clock(b.until * 1000) + "." },
-    "ctl-outage-timeout": { path: () => "outage?mode=timeout&seconds=20", flag: "timeout", say: (b) => "The token endpoint hangs until " + clock(b.until * 1000) + "." },
-    "ctl-outage-none": { path: () => "outage?mode=none", flag: "outage off", say: () => "The outage is over at the provider." },
+    "ctl-outage-503": { path: () => "outage?mode=503&seconds=20", flag: "503", outage: true, say: (b) => "The token endpoint answers 503 until " + clock(b.until * 1000) + "." },
+    "ctl-outage-timeout": { path: () => "outage?mode=timeout&seconds=20", flag: "timeout", outage: true, say: (b) => "The token endpoint hangs until " + clock(b.until * 1000) + "." },
+    "ctl-outage-none": { path: () => "outage?mode=none", flag: "outage off", ends: true, say: () => "The outage is over at the provider." },
   };
 
   async function control(id) {
     const c = CONTROLS[id];
+    // What the control did shows under it, where the person pressed.
+    $(id).closest("li").append(ui.ctlStatus);
     const path = c.path();
     if (!path) {
-      ui.ctlStatus.textContent = "Connect first: there is nobody to revoke.";
-      ui.ctlStatus.classList.add("bad");
+      sayCtl("Connect first: there is nobody to revoke.", true);
       return;
     }
     try {
@@ -373,8 +443,6 @@
       const body = await res.json().catch(() => ({}));
       if (!res.ok) throw new Error(body.message || "the dev provider answered " + res.status);
       const text = c.say(body);
-      ui.ctlStatus.textContent = text;
-      ui.ctlStatus.classList.remove("bad");
       const now = Date.now();
       timeline.addFlag(c.flag, now);
       if (c.kills && body.expired !== 0 && body.revoked !== 0) {
@@ -384,10 +452,138 @@
         if (st.tokenExpiresAt > now) st.tokenExpiresAt = now;
       }
       record("control", Object.assign({ control: c.flag }, body), text);
+      sayCtl(followUp(c, text));
     } catch (err) {
-      ui.ctlStatus.textContent = "The control failed: " + err.message;
-      ui.ctlStatus.classList.add("bad");
+      sayCtl("The control failed: " + err.message, true);
     }
+  }
+
+  // sayCtl shows what a control did under it, scrolled into view if it
+  // falls below the fold.
+  function sayCtl(text, bad) {
+    ui.ctlStatus.textContent = text;
+    ui.ctlStatus.classList.toggle("bad", !!bad);
+    const r = ui.ctlStatus.getBoundingClientRect();
+    if (r.bottom > window.innerHeight) {
+      const smooth = !window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+      ui.ctlStatus.scrollIntoView({ block: "nearest", behavior: smooth ? "smooth" : "auto" });
+    }
+  }
+
+  // followUp calls the API right after a control, so that cause and effect
+  // are side by side on the timeline, and says next to the controls what to
+  // expect, then what the call met.
+  function followUp(c, said) {
+    if (!st.connected || st.reconnect) return said;
+    if (c.ends && st.degraded) {
+      // No token to call with: the client is backing off and comes back by
+      // itself; a call now would only fail at once.
+      const at = st.degraded.at + st.degraded.retryAfter * 1000;
+      return said + (at > Date.now() ? " Tether retries by itself in about " + span(at - Date.now()) + "; the top of the page says when it recovered." :
+        " Tether retries by itself; the top of the page says when it recovered.");
+    }
+    const left = st.tokenExpiresAt - Date.now();
+    const hint = c.outage && left > 3000
+      ? " Calls keep working while the current token is valid (" + span(left) + " more); expire it to see the outage now." : "";
+    if (st.inflight > 0) return said + hint; // a call is under way (a hanging one is not piled on)
+    const gen = ++st.ctlGen;
+    const call = callAPI();
+    if (ui.autoCall.checked) setAuto(true, true); // the next automatic call 2 s from now
+    call.then((r) => {
+      if (r && gen === st.ctlGen) sayCtl(said + " " + outcome(r) + hint);
+    });
+    return said + " Calling the API…";
+  }
+
+  // outcome says in a sentence what the call after a control met.
+  function outcome(r) {
+    if (r.status === "200") {
+      return r.retried ? "The call met a 401; Tether got a new token and retried: 200." : "The call: 200, the token still works.";
+    }
+    const why = explain(r.status, r.error);
+    return (r.status === "error" ? "The call did not go out." : "The call: HTTP " + r.status + ".") + (why ? " " + why : "");
+  }
+
+  // ---- the story across page loads ----------------------------------------
+  //
+  // Connect and Reconnect leave the page for the provider's sign-in; a
+  // reload starts it again. What the person saw so far (the timeline's
+  // items, the event log, the counters: expiry times, reasons and statuses,
+  // never a token) goes to sessionStorage as the page goes away, and the
+  // next page takes it out at once: sessionStorage holds it only between
+  // the two pages.
+
+  function saveHistory() {
+    if (!st.keepHistory || !timeline) return;
+    const events = log.filter((e) => !e.quiet).slice(-MAX_LOG);
+    const tl = timeline.serialize();
+    if (!events.length && !tl.marks.length && !tl.sessions.length) return; // nothing to tell yet
+    const h = {
+      v: 1, savedAt: Date.now(), via: st.leaving || "reload", events, timeline: tl,
+      counts: { refreshes: st.refreshes, apiOK: st.apiOK, apiErr: st.apiErr },
+    };
+    try {
+      sessionStorage.setItem(HISTORY_KEY, JSON.stringify(h));
+    } catch {
+      // storage full or denied: the next page starts a new story
+    }
+  }
+
+  function takeHistory() {
+    let h = null;
+    try {
+      h = JSON.parse(sessionStorage.getItem(HISTORY_KEY) || "null");
+      sessionStorage.removeItem(HISTORY_KEY);
+    } catch {
+      return null;
+    }
+    const fresh = h && h.v === 1 && Date.now() - h.savedAt < HISTORY_MAX_AGE;
+    return fresh && Array.isArray(h.events) && h.timeline && h.counts ? h : null;
+  }
+
+  function forgetHistory() {
+    st.keepHistory = false;
+    try {
+      sessionStorage.removeItem(HISTORY_KEY);
+    } catch {
+      // nothing stored
+    }
+  }
+
+  // restoreHistory puts the earlier story back, and marks where this page
+  // took over: a flag on the timeline and an entry in the log.
+  function restoreHistory(h) {
+    timeline.restore(h.timeline, h.savedAt);
+    for (const e of h.events) record(e.kind, e.detail, e.text, false, e.at);
+    st.refreshes = h.counts.refreshes || 0;
+    st.apiOK = h.counts.apiOK || 0;
+    st.apiErr = h.counts.apiErr || 0;
+    st.returned = h.via;
+    const now = Date.now();
+    const what = {
+      reconnect: ["reconnected", "Back from the provider's sign-in (Reconnect)"],
+      connect: ["signed in", "Back from the provider's sign-in (Connect)"],
+    }[h.via] || ["reloaded", "The page was reloaded"];
+    timeline.addFlag(what[0], now);
+    record("page", { via: h.via, away: now - h.savedAt },
+      what[1] + " after " + span(now - h.savedAt) + ": the events before it are kept.");
+  }
+
+  // ---- the dock --------------------------------------------------------
+
+  // watchDock shadows the dock once it sticks, and keeps focused elements
+  // clear of it when the page scrolls to them.
+  function watchDock() {
+    const dock = $("dock");
+    const top = () => {
+      const h = Math.ceil(dock.getBoundingClientRect().height);
+      document.documentElement.style.scrollPaddingTop = h + 8 + "px";
+    };
+    if (typeof ResizeObserver === "function") new ResizeObserver(top).observe(dock);
+    top();
+    const onScroll = () => dock.classList.toggle("stuck", dock.getBoundingClientRect().top <= 0 && window.scrollY > 0);
+    window.addEventListener("scroll", onScroll, { passive: true });
+    onScroll();
   }
 
   // ---- start -----------------------------------------------------------
@@ -408,14 +604,31 @@
       bannerDetail: $("reconnect-detail"), notice: $("degraded-notice"), noticeDetail: $("degraded-detail"),
       noticeTitle: $("degraded-title"), factToken: $("fact-token"), factSession: $("fact-session"),
       factRefreshes: $("fact-refreshes"), factAPI: $("fact-api"),
+      okNotice: $("recovered-notice"), okTitle: $("recovered-title"), okDetail: $("recovered-detail"),
     });
     timeline = new Timeline($("timeline"));
     timeline.onTick = renderFacts;
     ui.autoCall.checked = false;
+    watchDock();
+    const earlier = takeHistory();
+    try {
+      if (earlier) restoreHistory(earlier);
+    } catch (err) {
+      record("error", { message: err.message }, "The earlier events could not be restored: " + err.message);
+    }
+    window.addEventListener("pagehide", saveHistory);
+    window.addEventListener("pageshow", (e) => {
+      if (e.persisted) takeHistory(); // back from the back-forward cache: the page kept its story
+    });
 
-    const login = () => st.tether && st.tether.login(location.pathname);
-    ui.connect.addEventListener("click", login);
-    ui.reconnect.addEventListener("click", login);
+    const login = (via) => {
+      if (!st.tether) return;
+      st.leaving = via;
+      saveHistory();
+      st.tether.login(location.pathname);
+    };
+    ui.connect.addEventListener("click", () => login("connect"));
+    ui.reconnect.addEventListener("click", () => login("reconnect"));
     ui.disconnect.addEventListener("click", async () => {
       if (!st.tether) return;
       ui.disconnect.disabled = true;

@@ -5,6 +5,12 @@
  *
  * Elements it draws carry class "mark" with data-kind, and "token-bar":
  * the browser tests rely on them (see demo.js).
+ *
+ * No two labels overlap, at any width: the flags of the controls are laid
+ * out right to left, newest first, and one that has no room is hidden (its
+ * line stays, its name is in the event log); same-kind marks closer than a
+ * symbol merge into one with a count, and neighbours in a row step aside.
+ * serialize and restore carry the drawing across a page load.
  */
 (function () {
   "use strict";
@@ -35,6 +41,10 @@
     top: 19, bottom: 223, axis: 229, axisLabel: 245, H: 252,
   };
   const PAD = 10;
+  const MARK_HALF = 7.5; // half the width of an incident symbol
+  const MARK_GAP = 2; // between incident symbols of one row
+  const FLAG_GAP = 8; // between flag labels
+  const INCIDENT_ROW = { refresh: "A", retry: "A" }; // the others: row B
 
   function svgEl(name, attrs, parent) {
     const e = document.createElementNS(NS, name);
@@ -78,6 +88,7 @@
       this.waits = [];
       this.lanes = 0;
       this.onTick = null;
+      this.widths = new Map(); // measured label widths
       const defs = svgEl("defs", {}, svg);
       this.clip = svgEl("rect", { x: PAD, y: 0, height: Y.H, width: 0 }, svgEl("clipPath", { id: "tl-plot" }, defs));
       this.tracks = svgEl("g", { class: "tl-tracks" }, svg);
@@ -190,14 +201,23 @@
       for (const o of this.outages) if (!o.end) o.end = at;
     }
 
-    addMark(kind, at, title) {
+    addMark(kind, at, title, later) {
       this.begin(at);
       const g = svgEl("g", { class: "mark", "data-kind": kind }, this.markLayer);
-      if (!kind.startsWith("api-")) svgEl("line", { class: "tl-guide", y1: Y.top, y2: Y.bottom }, g);
-      SYMBOL[kind](g);
+      const m = { kind, at, title, g };
+      if (kind.startsWith("api-")) {
+        SYMBOL[kind](g);
+      } else {
+        // The guide marks the time; the symbol may step aside (sym).
+        svgEl("line", { class: "tl-guide", y1: Y.top, y2: Y.bottom }, g);
+        m.sym = svgEl("g", {}, g);
+        SYMBOL[kind](m.sym);
+        m.count = svgEl("text", { class: "tl-count", x: MARK_HALF + 2, y: (INCIDENT_ROW[kind] === "A" ? Y.rowA : Y.rowB) + 4 }, m.sym);
+        m.row = INCIDENT_ROW[kind] || "B";
+      }
       svgEl("title", {}, g).textContent = title + " · " + clock(at);
-      this.marks.push({ at, g });
-      this.draw(Date.now());
+      this.marks.push(m);
+      if (!later) this.draw(Date.now());
     }
 
     // startWait draws an API call that takes a while; endWait ends it.
@@ -211,14 +231,67 @@
       w.end = at;
     }
 
-    addFlag(label, at) {
+    addFlag(label, at, later) {
       this.begin(at);
       const g = svgEl("g", { class: "ctl-flag" }, this.flagLayer);
       svgEl("line", { y1: Y.top - 3, y2: Y.bottom }, g);
       const text = svgEl("text", { x: 3, y: Y.flag }, g);
       text.textContent = label;
-      this.flags.push({ at, g, text });
+      svgEl("title", {}, g).textContent = label + " · " + clock(at);
+      this.flags.push({ label, at, g, text });
+      if (!later) this.draw(Date.now());
+    }
+
+    // serialize returns the drawing's items as plain data (times, kinds,
+    // titles: nothing secret), for restore on the next page.
+    serialize() {
+      return {
+        origin: this.origin,
+        lanes: this.lanes,
+        sessions: this.sessions.map((s) => ({ start: s.start, expiresAt: s.expiresAt, endedAt: s.endedAt })),
+        tokens: this.tokens.map((t) => ({ issued: t.issued, expires: t.expires, endedAt: t.endedAt, killedAt: t.killedAt, lane: t.lane })),
+        outages: this.outages.map((o) => ({ start: o.start, end: o.end })),
+        marks: this.marks.map((m) => ({ kind: m.kind, at: m.at, title: m.title })),
+        flags: this.flags.map((f) => ({ label: f.label, at: f.at })),
+      };
+    }
+
+    // restore draws what serialize returned on an earlier page; what was
+    // still going on then ends at leftAt, when that page went away.
+    restore(h, leftAt) {
+      if (!h) return;
+      const num = (v) => (typeof v === "number" && isFinite(v) ? v : 0);
+      if (num(h.origin) && (!this.origin || h.origin < this.origin)) this.origin = h.origin;
+      this.lanes = num(h.lanes);
+      for (const s of h.sessions || []) {
+        this.sessions.push({ start: num(s.start), expiresAt: num(s.expiresAt), endedAt: num(s.endedAt) || leftAt });
+      }
+      for (const t of h.tokens || []) {
+        this.tokens.push({ issued: num(t.issued), expires: num(t.expires), endedAt: num(t.endedAt) || leftAt, killedAt: num(t.killedAt), lane: t.lane ? 1 : 0 });
+      }
+      for (const o of h.outages || []) this.outages.push({ start: num(o.start), end: num(o.end) || leftAt });
+      for (const m of h.marks || []) if (SYMBOL[m.kind]) this.addMark(m.kind, num(m.at), String(m.title || m.kind), true);
+      for (const f of h.flags || []) this.addFlag(String(f.label), num(f.at), true);
       this.draw(Date.now());
+    }
+
+    // width measures a label as drawn (text-transform and letter-spacing
+    // included), remembering it per text (digits are tabular: one width).
+    width(text, key) {
+      const k = key + "\u0000" + text.textContent.replace(/\d/g, "0");
+      let w = this.widths.get(k);
+      if (w === undefined) {
+        let box = null;
+        try {
+          box = text.getBBox();
+        } catch {
+          // not rendered yet
+        }
+        w = box ? box.width : 0;
+        if (w > 0) this.widths.set(k, w);
+        else w = text.textContent.length * 7.5;
+      }
+      return w;
     }
 
     draw(now) {
@@ -226,7 +299,7 @@
       const L = PAD;
       const R = W - PAD;
       const maxPast = W < 600 ? 120e3 : 240e3;
-      const past = Math.min(maxPast, Math.max(60e3, this.origin ? now - this.origin + 15e3 : 0));
+      const past = Math.min(maxPast, Math.max(40e3, this.origin ? now - this.origin + 15e3 : 0));
       const t0 = now - past;
       const t1 = now + Math.max(20e3, past / 3);
       const x = (t) => L + ((t - t0) / (t1 - t0)) * (R - L);
@@ -302,37 +375,104 @@
         list.splice(0, gone);
         for (const m of list) put(m.g, { transform: `translate(${x(m.at).toFixed(1)} 0)` });
       }
-      // Flag labels that would overlap slide right; their lines stay put.
-      let free = -Infinity;
-      for (const f of this.flags) {
-        const fx = x(f.at);
-        f.w = f.w || f.text.getComputedTextLength() || f.text.textContent.length * 7;
-        const lx = Math.min(Math.max(fx + 3, free + 8), R - f.w);
-        put(f.text, { x: lx - fx });
-        free = lx + f.w;
-      }
-
-      // Wall-clock ticks, at least 72 px apart; none too close to "now".
+      this.layoutMarks(x);
+      this.layoutFlags(x, L, R);
+      // Wall-clock ticks, at least 72 px apart; a label never touches the
+      // edges or "now".
       const steps = [5, 10, 15, 30, 60, 120, 300];
       const perSec = (R - L) / ((t1 - t0) / 1000);
       const step = (steps.find((s) => s * perSec >= 72) || 600) * 1000;
+      const nowHalf = this.width(this.nowText, "now") / 2;
       let i = 0;
       for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
         const tx = x(t);
-        if (tx < L + 26 || tx > R - 26 || Math.abs(tx - xNow) < 34) continue;
+        const label = clock(t);
         if (!this.ticks[i]) {
           const g = svgEl("g", {}, this.axis);
           svgEl("line", { y1: Y.axis, y2: Y.axis + 4 }, g);
           svgEl("text", { y: Y.axisLabel, "text-anchor": "middle" }, g);
           this.ticks[i] = g;
         }
-        const g = this.ticks[i++];
-        g.style.display = "";
-        put(g, { transform: `translate(${tx.toFixed(1)} 0)` });
-        const label = clock(t);
+        const g = this.ticks[i];
         if (g.lastChild.textContent !== label) g.lastChild.textContent = label;
+        g.style.display = "";
+        const half = this.width(g.lastChild, "tick") / 2;
+        if (tx - half < L || tx + half > R || Math.abs(tx - xNow) < half + nowHalf + 6) {
+          g.style.display = "none";
+          continue;
+        }
+        put(g, { transform: `translate(${tx.toFixed(1)} 0)` });
+        i++;
       }
       for (; i < this.ticks.length; i++) this.ticks[i].style.display = "none";
+    }
+
+    // layoutMarks draws the incident marks of each row so that no two
+    // symbols overlap: marks of one kind closer than a symbol's width are
+    // shown as the latest of them with a count; a mark that would still
+    // touch its left neighbour moves right (its guide line stays at its
+    // time).
+    layoutMarks(x) {
+      const rows = { A: [], B: [] };
+      for (const m of this.marks) if (m.sym) rows[m.row].push(m);
+      for (const row of Object.values(rows)) {
+        const clusters = [];
+        for (const m of row) {
+          const c = clusters[clusters.length - 1];
+          if (c && c.kind === m.kind && x(m.at) - x(c.last.at) < 2 * MARK_HALF + MARK_GAP) {
+            c.members.push(m);
+            c.last = m;
+          } else {
+            clusters.push({ kind: m.kind, members: [m], last: m });
+          }
+        }
+        let free = -Infinity;
+        for (const c of clusters) {
+          for (const m of c.members) if (m !== c.last) m.g.style.display = "none";
+          const m = c.last;
+          m.g.style.display = "";
+          setText(m.count, c.members.length > 1 ? "\u00d7" + c.members.length : "");
+          const mx = x(m.at);
+          const placed = Math.max(mx, free + MARK_GAP + MARK_HALF);
+          put(m.sym, { transform: `translate(${(placed - mx).toFixed(1)} 0)` });
+          free = placed + MARK_HALF + (c.members.length > 1 ? 2 + this.width(m.count, "count") : 0);
+        }
+      }
+    }
+
+    // layoutFlags places the controls' labels on their one line above the
+    // plot: right of their flag line where there is room, shifted left of
+    // it when a newer label or the edge needs the room, and hidden when it
+    // would have to leave its line altogether or the plot. The same
+    // control pressed again and again in a short time is one label with a
+    // count.
+    layoutFlags(x, L, R) {
+      const reps = [];
+      for (const f of this.flags) {
+        const r = reps[reps.length - 1];
+        if (r && r.label === f.label && x(f.at) - x(r.last.at) < 40) {
+          r.n++;
+          r.last.text.style.display = "none";
+          r.last = f;
+        } else {
+          reps.push({ label: f.label, n: 1, last: f });
+        }
+      }
+      let limit = R;
+      for (let i = reps.length - 1; i >= 0; i--) {
+        const { last: f, n } = reps[i];
+        setText(f.text, n > 1 ? f.label + " \u00d7" + n : f.label);
+        f.text.style.display = "";
+        const fx = x(f.at);
+        const w = this.width(f.text, "flag");
+        const lx = Math.min(fx + 3, limit - w);
+        if (lx < L || lx + w < fx - 3) {
+          f.text.style.display = "none";
+          continue;
+        }
+        put(f.text, { x: lx - fx });
+        limit = lx - FLAG_GAP;
+      }
     }
   }
 

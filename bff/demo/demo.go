@@ -9,6 +9,7 @@ package demo
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -154,6 +155,9 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 		return fail(err)
 	}
 	cfg.Logger = o.Logger.With("component", "bff")
+	if throwAwayKeys(&cfg) {
+		o.Logger.Info("the demo uses throw-away keys: its sessions end when it stops")
+	}
 	if o.BFF != nil {
 		o.BFF(&cfg)
 	}
@@ -198,4 +202,28 @@ func (d *Demo) Close() error {
 		return errors.New("demo: servers did not stop in time")
 	}
 	return d.BFF.Close()
+}
+
+// throwAwayKeys fills in a random vault key and session cookie key where
+// the environment gave none, and reports whether it made any. The BFF
+// would make them too, but warns, as a production deployment must not run
+// that way; for the demo it is the point.
+func throwAwayKeys(c *bff.Config) bool {
+	made := false
+	if c.VaultKey == nil {
+		c.VaultKey = randomKey()
+		made = true
+	}
+	if c.SessionKeys == nil {
+		c.SessionKeys = [][]byte{randomKey()}
+		made = true
+	}
+	return made
+}
+
+// randomKey is a fresh 32-byte key.
+func randomKey() []byte {
+	k := make([]byte, 32)
+	rand.Read(k) // never fails (crypto/rand)
+	return k
 }

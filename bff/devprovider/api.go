@@ -26,7 +26,7 @@ func (p *Provider) authenticate(w http.ResponseWriter, r *http.Request) (accessI
 		writeError(w, http.StatusUnauthorized, "invalid_request", "no Bearer token in the Authorization header")
 		return accessInfo{}, false
 	}
-	info, why := p.store.checkAccess(p.now(), tok)
+	info, why := p.ledger.checkAccess(p.now(), tok)
 	if why != "" {
 		w.Header().Set("WWW-Authenticate",
 			`Bearer realm="tether-dev", error="invalid_token", error_description=`+strconv.Quote(why))

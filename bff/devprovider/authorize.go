@@ -104,7 +104,7 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	code := p.store.newCode(p.now(), authCode{
+	code := p.ledger.newCode(p.now(), authCode{
 		clientID: ar.ClientID, redirectURI: ar.RedirectURI, challenge: ar.CodeChallenge,
 		scope: ar.Scope, nonce: ar.Nonce, subject: subject,
 		refresh: p.issuesRefresh(ar, subject),

@@ -74,8 +74,8 @@ type Provider struct {
 	signer  jose.Signer
 	handler http.Handler
 
-	store store
-	stats counters
+	ledger ledger
+	stats  counters
 
 	outMu sync.Mutex
 	out   outage
@@ -147,7 +147,7 @@ func New(cfg Config) (*Provider, error) {
 		key:    key,
 		keyID:  keyID,
 		signer: signer,
-		store:  newStore(),
+		ledger: newLedger(),
 		out:    outage{mode: OutageNone, changed: make(chan struct{})},
 		closed: make(chan struct{}),
 	}

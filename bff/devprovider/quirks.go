@@ -87,7 +87,7 @@ func (p *Provider) issuesRefresh(ar authRequest, subject string) bool {
 		if ar.AccessType != "offline" {
 			return false
 		}
-		return p.store.offlineConsent(subject, ar.ClientID, strings.Contains(" "+ar.Prompt+" ", " consent "))
+		return p.ledger.offlineConsent(subject, ar.ClientID, strings.Contains(" "+ar.Prompt+" ", " consent "))
 	}
 	return true
 }
@@ -174,7 +174,7 @@ func (p *Provider) handleGitHubUser(w http.ResponseWriter, r *http.Request) {
 		r.Header.Set("Authorization", "Bearer "+tok)
 	}
 	tok, _ := bearerToken(r)
-	info, why := p.store.checkAccess(p.now(), tok)
+	info, why := p.ledger.checkAccess(p.now(), tok)
 	if why != "" {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
 		return
@@ -196,7 +196,7 @@ func (p *Provider) handleGitHubDeleteGrant(w http.ResponseWriter, r *http.Reques
 		AccessToken string `json:"access_token"`
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&body); err != nil || body.AccessToken == "" ||
-		!p.store.revokeGrantOf(p.now(), body.AccessToken, clientID) {
+		!p.ledger.revokeGrantOf(p.now(), body.AccessToken, clientID) {
 		writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"message": "Validation Failed"})
 		return
 	}

@@ -170,7 +170,7 @@ func (p *Provider) token(r *http.Request, gt string) (tokenResponse, *oauthError
 			return tokenResponse{}, errInvalidRequest("code and code_verifier are required")
 		}
 		verify := func(challenge string) bool { return pkceS256Matches(verifier, challenge) }
-		iss, oe = p.store.exchangeCode(now, code, clientID, r.PostForm.Get("redirect_uri"), verify, accessTTL, refreshTTL)
+		iss, oe = p.ledger.exchangeCode(now, code, clientID, r.PostForm.Get("redirect_uri"), verify, accessTTL, refreshTTL)
 		nonce = true
 	case "refresh_token":
 		rt := r.PostForm.Get("refresh_token")
@@ -178,7 +178,7 @@ func (p *Provider) token(r *http.Request, gt string) (tokenResponse, *oauthError
 			return tokenResponse{}, errInvalidRequest("refresh_token is required")
 		}
 		var reuse bool
-		iss, reuse, oe = p.store.refreshGrant(now, rt, clientID, r.PostForm.Get("scope"), accessTTL, p.cfg.RevokeAccessOnRefresh, p.cfg.Quirks != QuirksGoogle)
+		iss, reuse, oe = p.ledger.refreshGrant(now, rt, clientID, r.PostForm.Get("scope"), accessTTL, p.cfg.RevokeAccessOnRefresh, p.cfg.Quirks != QuirksGoogle)
 		if reuse {
 			p.stats.refreshReuse.Add(1)
 		}
@@ -266,7 +266,7 @@ func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		p.writeOAuthError(w, errInvalidRequest("token is required"))
 		return
 	}
-	p.store.revokeToken(p.now(), tok, clientID, p.cfg.Quirks == QuirksGoogle)
+	p.ledger.revokeToken(p.now(), tok, clientID, p.cfg.Quirks == QuirksGoogle)
 	p.stats.revoke.Add(1)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)

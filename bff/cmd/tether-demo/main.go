@@ -16,6 +16,13 @@
 //	TETHER_LOG_FORMAT         json or text
 //	TETHER_REFRESH_BUFFER, TETHER_REDIS_URL, ...: as for the tether command
 //	TETHER_DEV_CLIENT_ID, ...: as for the devprovider command
+//
+// Unless TETHER_VAULT_KEY and TETHER_SESSION_KEYS are set, the demo makes
+// throw-away keys for the vault and the session cookie and says so once:
+// sessions end when the demo stops, which is what a demo wants.
+//
+// SIGINT (Ctrl-C) or SIGTERM shuts everything down; the exit status is 0
+// when that went cleanly.
 package main
 
 import (

@@ -94,9 +94,9 @@ type issued struct {
 	refreshExpiry time.Time
 }
 
-// store holds all token state behind one mutex, so that every token
+// ledger holds all token state behind one mutex, so that every token
 // request is one atomic step.
-type store struct {
+type ledger struct {
 	mu        sync.Mutex
 	codes     map[string]*authCode
 	grants    map[*grant]struct{}
@@ -108,8 +108,8 @@ type store struct {
 	consented map[string]bool
 }
 
-func newStore() store {
-	return store{
+func newLedger() ledger {
+	return ledger{
 		codes:     make(map[string]*authCode),
 		grants:    make(map[*grant]struct{}),
 		access:    make(map[string]*accessToken),
@@ -120,7 +120,7 @@ func newStore() store {
 
 // pruneLocked drops expired codes and grants past their refresh expiry,
 // with their tokens. It runs at most once a second of the injected clock.
-func (s *store) pruneLocked(now time.Time) {
+func (s *ledger) pruneLocked(now time.Time) {
 	if now.Sub(s.lastPrune) < time.Second && !now.Before(s.lastPrune) {
 		return
 	}
@@ -147,7 +147,7 @@ func (s *store) pruneLocked(now time.Time) {
 	}
 }
 
-func (s *store) newCode(now time.Time, c authCode) string {
+func (s *ledger) newCode(now time.Time, c authCode) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pruneLocked(now)
@@ -159,7 +159,7 @@ func (s *store) newCode(now time.Time, c authCode) string {
 
 // issueLocked mints an access token and, with withRefresh, a refresh
 // token for g.
-func (s *store) issueLocked(now time.Time, g *grant, scope string, accessTTL time.Duration, withRefresh bool) issued {
+func (s *ledger) issueLocked(now time.Time, g *grant, scope string, accessTTL time.Duration, withRefresh bool) issued {
 	at, rt := randomToken(PrefixAccessToken), ""
 	exp := now.Add(accessTTL)
 	s.access[at] = &accessToken{grant: g, scope: scope, expires: exp}
@@ -176,7 +176,7 @@ func (s *store) issueLocked(now time.Time, g *grant, scope string, accessTTL tim
 
 // exchangeCode redeems an authorization code. verify checks the PKCE
 // verifier against the code's challenge.
-func (s *store) exchangeCode(now time.Time, code, clientID, redirectURI string, verify func(challenge string) bool, accessTTL, refreshTTL time.Duration) (issued, *oauthError) {
+func (s *ledger) exchangeCode(now time.Time, code, clientID, redirectURI string, verify func(challenge string) bool, accessTTL, refreshTTL time.Duration) (issued, *oauthError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pruneLocked(now)
@@ -213,7 +213,7 @@ func (s *store) exchangeCode(now time.Time, code, clientID, redirectURI string, 
 // new one issued; without (Google), it stays valid and none is issued.
 // reuse reports that rt had already been rotated, in which case its grant
 // is now revoked.
-func (s *store) refreshGrant(now time.Time, rt, clientID, scope string, accessTTL time.Duration, revokeAccess, rotate bool) (out issued, reuse bool, oe *oauthError) {
+func (s *ledger) refreshGrant(now time.Time, rt, clientID, scope string, accessTTL time.Duration, revokeAccess, rotate bool) (out issued, reuse bool, oe *oauthError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pruneLocked(now)
@@ -254,7 +254,7 @@ func (s *store) refreshGrant(now time.Time, rt, clientID, scope string, accessTT
 // offlineConsent records that subject gave client offline access and
 // reports whether that yields a refresh token: at the first consent, or
 // when the consent screen was forced (Google's prompt=consent).
-func (s *store) offlineConsent(subject, clientID string, forced bool) bool {
+func (s *ledger) offlineConsent(subject, clientID string, forced bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := subject + "\x00" + clientID
@@ -266,7 +266,7 @@ func (s *store) offlineConsent(subject, clientID string, forced bool) bool {
 // revokeGrantOf revokes the grant of access token tok, as GitHub's DELETE
 // /applications/{client_id}/grant does, and reports whether tok was a
 // live token of clientID.
-func (s *store) revokeGrantOf(now time.Time, tok, clientID string) bool {
+func (s *ledger) revokeGrantOf(now time.Time, tok, clientID string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pruneLocked(now)
@@ -290,14 +290,14 @@ func scopeSubset(asked, granted string) bool {
 
 // revokeGrantLocked revokes g: its access and refresh tokens all check
 // g.revoked.
-func (s *store) revokeGrantLocked(g *grant) {
+func (s *ledger) revokeGrantLocked(g *grant) {
 	g.revoked = true
 }
 
 // revokeToken implements RFC 7009 for clientID: a refresh token revokes its
 // grant, an access token only itself or, with accessRevokesGrant
 // (Google), its grant too. Unknown tokens are ignored.
-func (s *store) revokeToken(now time.Time, tok, clientID string, accessRevokesGrant bool) {
+func (s *ledger) revokeToken(now time.Time, tok, clientID string, accessRevokesGrant bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pruneLocked(now)
@@ -313,7 +313,7 @@ func (s *store) revokeToken(now time.Time, tok, clientID string, accessRevokesGr
 }
 
 // revokeSubject revokes every live grant of subject and returns how many.
-func (s *store) revokeSubject(now time.Time, subject string) int {
+func (s *ledger) revokeSubject(now time.Time, subject string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pruneLocked(now)
@@ -329,7 +329,7 @@ func (s *store) revokeSubject(now time.Time, subject string) int {
 
 // expireAccess makes every unexpired access token (of subject, if given)
 // expire at now, and returns how many it touched.
-func (s *store) expireAccess(now time.Time, subject string) int {
+func (s *ledger) expireAccess(now time.Time, subject string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pruneLocked(now)
@@ -351,7 +351,7 @@ type accessInfo struct {
 }
 
 // checkAccess validates an access token; on failure it says why.
-func (s *store) checkAccess(now time.Time, tok string) (accessInfo, string) {
+func (s *ledger) checkAccess(now time.Time, tok string) (accessInfo, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.access[tok]
@@ -368,7 +368,7 @@ func (s *store) checkAccess(now time.Time, tok string) (accessInfo, string) {
 	return accessInfo{subject: t.grant.subject, scope: t.scope, expires: t.expires}, ""
 }
 
-func (s *store) refreshValid(now time.Time, rt string) bool {
+func (s *ledger) refreshValid(now time.Time, rt string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.refresh[rt]
@@ -378,24 +378,24 @@ func (s *store) refreshValid(now time.Time, rt string) bool {
 // RefreshTokenValid reports whether rt would be accepted by a refresh now:
 // known, not yet rotated, its grant neither revoked nor expired.
 func (p *Provider) RefreshTokenValid(rt string) bool {
-	return p.store.refreshValid(p.now(), rt)
+	return p.ledger.refreshValid(p.now(), rt)
 }
 
 // AccessTokenValid reports whether /api/me would accept tok now.
 func (p *Provider) AccessTokenValid(tok string) bool {
-	_, why := p.store.checkAccess(p.now(), tok)
+	_, why := p.ledger.checkAccess(p.now(), tok)
 	return why == ""
 }
 
 // RevokeSubject revokes all of subject's grants, as POST /control/revoke
 // does, and returns how many it revoked.
 func (p *Provider) RevokeSubject(subject string) int {
-	return p.store.revokeSubject(p.now(), subject)
+	return p.ledger.revokeSubject(p.now(), subject)
 }
 
 // ExpireAccessTokens makes every current access token (of subject, when
 // not empty) expire now, as POST /control/expire does. Refresh tokens stay
 // valid. It returns how many tokens it expired.
 func (p *Provider) ExpireAccessTokens(subject string) int {
-	return p.store.expireAccess(p.now(), subject)
+	return p.ledger.expireAccess(p.now(), subject)
 }
