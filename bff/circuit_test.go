@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetherauth/tether/bff/devprovider"
 	"github.com/tetherauth/tether/shared/wire"
 )
 
@@ -91,7 +92,9 @@ func TestProviderOutageCircuit(t *testing.T) {
 		t.Fatalf("/metrics before any outage lacks the closed circuit:\n%s", metricsText(t, s.urls[0]))
 	}
 
-	s.control("/control/outage?mode=503&seconds=3600")
+	if _, err := s.controls().Outage(t.Context(), devprovider.Outage503, time.Hour, 0); err != nil {
+		t.Fatal(err)
+	}
 	s.clock.Advance(65 * time.Second) // the 60 s token has expired
 	r := b.token(s.urls[0], nil)
 	ra, err := strconv.Atoi(r.header.Get(wire.HeaderRetryAfter))
@@ -118,7 +121,7 @@ func TestProviderOutageCircuit(t *testing.T) {
 		t.Errorf("replica 1's /metrics does not show the circuit open")
 	}
 
-	s.control("/control/outage?mode=none")
+	s.outage(devprovider.OutageNone, 0)
 	s.clock.Advance(3 * time.Second) // the probe is due
 	fresh := b.mustToken(s.urls[1], nil)
 	if fresh.AccessToken == first.AccessToken || fresh.Degraded {
