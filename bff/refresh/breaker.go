@@ -74,8 +74,8 @@ const (
 	// waits for it. Retry-After is in whole seconds, rounded down, so a
 	// client that honours it comes back within this of the probe.
 	holdMax = time.Second
-	// syncEvery: how stale this process's copy of the shared state may be
-	// when a refresh asks whether the provider may be called.
+	// syncEvery: how stale this process's copy of an open circuit may be
+	// (a closed one is always read again).
 	syncEvery = 200 * time.Millisecond
 	// watchPoll: how often a process waiting for another replica's probe
 	// reads the shared state.
@@ -326,13 +326,16 @@ func (b *breaker) watch(st vault.CircuitState) verdict {
 	return verdict{until: b.now().Add(b.interval)}
 }
 
-// view returns this process's copy of the shared state, read again if it
-// is older than syncEvery or force is set.
+// view returns the shared state. A closed circuit is read again every
+// time (concurrent callers share one read), so that every replica stops
+// calling the provider within a Redis round trip of its opening; an open
+// one whose probe is ahead is taken from this process's copy if that is
+// younger than syncEvery, unless force is set.
 func (b *breaker) view(ctx context.Context, force bool) (open bool, until time.Time) {
 	b.mu.Lock()
 	open, until, fresh := b.open, b.until, time.Since(b.synced) < syncEvery
 	b.mu.Unlock()
-	if fresh && !force {
+	if open && fresh && !force && b.now().Before(until) {
 		return open, until
 	}
 	ch := b.flight.DoChan("sync", func() (any, error) {
