@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -118,13 +117,6 @@ type probeRun struct {
 	settled bool // the provider's answer (or its silence) was recorded
 }
 
-// providerCall is one refresh call to the provider; the breaker counts it
-// once, though both its timeout and its late answer report it.
-type providerCall struct {
-	start   time.Time
-	counted atomic.Bool
-}
-
 func newBreaker(cfg Config, obs Observer, onChange func()) *breaker {
 	if cfg.Circuit == nil {
 		return nil
@@ -148,8 +140,9 @@ type gate struct {
 
 // admit decides whether a caller may refresh. usable says the caller's
 // token can still be served, so it is never held. probe is the caller's
-// refresh, run if it becomes the probe.
-func (b *breaker) admit(ctx context.Context, usable bool, probe func() outcome) gate {
+// refresh, run (with a context marking it as the probe) if it becomes the
+// probe.
+func (b *breaker) admit(ctx context.Context, usable bool, probe func(context.Context) outcome) gate {
 	if b == nil {
 		return gate{pass: true}
 	}
@@ -186,14 +179,14 @@ type verdict struct {
 // halfOpen runs the probe, or waits for this process's or another
 // replica's. A caller whose token is still usable never waits for
 // someone else's probe.
-func (b *breaker) halfOpen(ctx context.Context, usable bool, probe func() outcome) gate {
+func (b *breaker) halfOpen(ctx context.Context, usable bool, probe func(context.Context) outcome) gate {
 	if usable && b.busy() {
 		return gate{wait: b.interval}
 	}
 	var mine *outcome // set only if this caller's refresh is the probe
 	v, ok := b.await(ctx, "probe", func() verdict {
 		return b.tryProbe(func() {
-			o := probe()
+			o := probe(markProbe(context.WithoutCancel(ctx)))
 			mine = &o
 		})
 	})
@@ -376,7 +369,18 @@ func (b *breaker) settle(call *providerCall, err error) {
 	if !call.counted.CompareAndSwap(false, true) && !ok {
 		return
 	}
-	b.record(call.start, err)
+	b.record(call.start(), err)
+}
+
+// mayCall reports whether a call that has its slot may leave: the circuit
+// is closed (it may have opened while the call waited), or the call is the
+// probe.
+func (b *breaker) mayCall(ctx context.Context, call *providerCall) bool {
+	if b == nil || call.probe {
+		return true
+	}
+	open, _ := b.view(ctx, false)
+	return !open
 }
 
 // answered reports whether the provider answered for the grant: a new

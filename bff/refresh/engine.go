@@ -113,8 +113,8 @@ func (r *Refresher) Token(ctx context.Context, sid string, want Want) (Result, e
 	}
 	// While the provider's circuit is open it alone decides; closed, a
 	// session that just failed waits on its own.
-	g := r.brk.admit(ctx, r.usable(rec, want.Force), func() outcome {
-		return r.refresh(context.WithoutCancel(ctx), sid, rec.AccessToken, want.Force)
+	g := r.brk.admit(ctx, r.usable(rec, want.Force), func(pctx context.Context) outcome {
+		return r.refresh(pctx, sid, rec.AccessToken, want.Force)
 	})
 	switch {
 	case g.out != nil: // this caller's refresh was the breaker's probe
@@ -213,7 +213,7 @@ func (r *Refresher) refreshOnce(ctx context.Context, sid, seen string, rejected 
 	// current token, or an UnavailableError, after ProviderTimeout.
 	res := make(chan outcome, 1)
 	var late atomic.Bool // the callers were answered without this result
-	call := &providerCall{start: r.cfg.Now()}
+	call := newProviderCall(ctx)
 	go func() {
 		defer release()
 		o := r.redeem(ctx, sid, rec, rejected, call)
@@ -223,6 +223,13 @@ func (r *Refresher) refreshOnce(ctx context.Context, sid, seen string, rejected 
 		}
 		res <- o
 	}()
+	// The callers' patience runs from when the call leaves: waiting for a
+	// call slot is this process's queue, not the provider's slowness.
+	select {
+	case o := <-res:
+		return o
+	case <-call.begun:
+	}
 	select {
 	case o := <-res:
 		return o
@@ -277,10 +284,18 @@ func (r *Refresher) recheck(ctx context.Context, sid, seen string, rejected bool
 // revocation. Its deadline is longer than the callers' wait (see
 // refreshOnce).
 func (r *Refresher) redeem(ctx context.Context, sid string, rec *vault.Record, rejected bool, call *providerCall) outcome {
+	r.slots <- struct{}{} // at most MaxProviderCalls out at a time
+	if !r.brk.mayCall(ctx, call) {
+		<-r.slots
+		call.callOff()
+		return r.unavailable(rec, rejected, r.nextAttempt(nil))
+	}
 	pctx, cancel := context.WithTimeout(ctx, r.redeemTimeout())
 	t0 := time.Now()
+	call.begin(r.cfg.Now())
 	grant, err := r.provider.Refresh(pctx, rec.RefreshToken)
 	cancel()
+	<-r.slots
 	r.obs.ProviderLatency(time.Since(t0))
 	r.brk.settle(call, err)
 	if errors.Is(err, provider.ErrRevoked) {

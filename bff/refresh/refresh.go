@@ -103,6 +103,12 @@ type Config struct {
 	// BreakerFailures is how many transient failures in a row, across the
 	// deployment, open the circuit. A 503 or 429 opens it at once.
 	BreakerFailures int
+	// MaxProviderCalls bounds the refresh calls this process has out at
+	// the provider at a time; the others wait for a slot (that wait does
+	// not count against ProviderTimeout). After an outage every waiting
+	// session refreshes at once: the provider gets them at this pace, not
+	// as a flood.
+	MaxProviderCalls int
 
 	Logger   *slog.Logger
 	Observer Observer         // nil: nothing is observed
@@ -111,13 +117,14 @@ type Config struct {
 
 // Defaults for Config's zero values.
 const (
-	DefaultBuffer          = 5 * time.Minute
-	DefaultSessionMaxAge   = 30 * 24 * time.Hour
-	DefaultProviderTimeout = 10 * time.Second
-	DefaultRetryAfter      = 5 * time.Second
-	DefaultRetryAfterMax   = 30 * time.Second
-	DefaultProbeInterval   = 2 * time.Second
-	DefaultBreakerFailures = 3
+	DefaultBuffer           = 5 * time.Minute
+	DefaultSessionMaxAge    = 30 * 24 * time.Hour
+	DefaultProviderTimeout  = 10 * time.Second
+	DefaultRetryAfter       = 5 * time.Second
+	DefaultRetryAfterMax    = 30 * time.Second
+	DefaultProbeInterval    = 2 * time.Second
+	DefaultBreakerFailures  = 3
+	DefaultMaxProviderCalls = 16
 )
 
 // Timings of the refresh lock and the store retries.
@@ -137,6 +144,7 @@ type Refresher struct {
 	flight   singleflight.Group
 	lease    time.Duration // refresh lock lease, renewed while a refresh runs
 	brk      *breaker      // nil without Config.Circuit
+	slots    chan struct{} // one per provider call out
 	// backoff holds, per session id, the time before which this process
 	// does not call the provider again after a transient refresh failure.
 	backoff sync.Map
@@ -165,6 +173,9 @@ func New(store Store, p Provider, cfg Config) *Refresher {
 	if cfg.BreakerFailures <= 0 {
 		cfg.BreakerFailures = DefaultBreakerFailures
 	}
+	if cfg.MaxProviderCalls <= 0 {
+		cfg.MaxProviderCalls = DefaultMaxProviderCalls
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -178,6 +189,7 @@ func New(store Store, p Provider, cfg Config) *Refresher {
 	r := &Refresher{
 		cfg: cfg, log: cfg.Logger, store: store, provider: p, obs: obs,
 		lease: cfg.ProviderTimeout + 5*time.Second,
+		slots: make(chan struct{}, cfg.MaxProviderCalls),
 	}
 	// Once the circuit opens or closes, it alone decides when sessions may
 	// call the provider again.
