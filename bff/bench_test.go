@@ -22,37 +22,50 @@ func benchStores(b *testing.B, fn func(b *testing.B, redisURL string)) {
 // fresh: cookie decode, one vault read, AES-GCM open, JSON out, over real
 // loopback HTTP with keep-alive, from parallel clients.
 func BenchmarkTokenHotPath(b *testing.B) {
-	benchStores(b, func(b *testing.B, redisURL string) {
-		s := newStack(b, stackOptions{redisURL: redisURL, tune: func(c *Config) { c.Logger = discardLogger() }})
-		br := s.newBrowser()
-		br.login(s.urls[0], "/")
-		cookies := br.c.Jar.Cookies(mustURL(s.urls[0]))
-		tr := &http.Transport{MaxIdleConnsPerHost: 64}
-		defer tr.CloseIdleConnections()
-		client := &http.Client{Transport: tr}
-		b.SetParallelism(4)
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				r, _ := http.NewRequest(http.MethodPost, s.urls[0]+wire.PathToken, nil)
-				r.Header.Set(wire.HeaderCSRF, "1")
-				for _, c := range cookies {
-					r.AddCookie(c)
-				}
-				resp, err := client.Do(r)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					b.Errorf("status %d", resp.StatusCode)
-					return
-				}
+	benchStores(b, func(b *testing.B, redisURL string) { benchTokenHotPath(b, redisURL, 0) })
+}
+
+// BenchmarkTokenHotPathAfterLoginFlood is BenchmarkTokenHotPath after
+// 20,000 unauthenticated GET /bff/login (issue 9 §1: they used to leave a
+// Redis record each, and slowed /bff/token for everyone). Compare its
+// ns/op with BenchmarkTokenHotPath's.
+func BenchmarkTokenHotPathAfterLoginFlood(b *testing.B) {
+	benchStores(b, func(b *testing.B, redisURL string) { benchTokenHotPath(b, redisURL, 20000) })
+}
+
+func benchTokenHotPath(b *testing.B, redisURL string, flood int) {
+	s := newStack(b, stackOptions{redisURL: redisURL, tune: func(c *Config) { c.Logger = discardLogger() }})
+	br := s.newBrowser()
+	br.login(s.urls[0], "/")
+	if flood > 0 {
+		floodLogins(b, s.bffs[0], flood)
+	}
+	cookies := br.c.Jar.Cookies(mustURL(s.urls[0]))
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r, _ := http.NewRequest(http.MethodPost, s.urls[0]+wire.PathToken, nil)
+			r.Header.Set(wire.HeaderCSRF, "1")
+			for _, c := range cookies {
+				r.AddCookie(c)
 			}
-		})
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+			resp, err := client.Do(r)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
 	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
 
 // BenchmarkRefreshContention: each iteration moves one session into its

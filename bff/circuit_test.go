@@ -3,6 +3,7 @@ package bff
 import (
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,20 +42,17 @@ func TestFromEnvCircuit(t *testing.T) {
 	}
 }
 
-// metricsText returns GET /metrics of bffURL.
-func metricsText(t *testing.T, bffURL string) string {
+// metricsText returns what h's metrics handler serves.
+func metricsText(t *testing.T, h *Handler) string {
 	t.Helper()
-	resp, err := http.Get(bffURL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	return readAll(t, resp)
+	w := httptest.NewRecorder()
+	h.MetricsHandler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	return w.Body.String()
 }
 
-func circuitIs(t *testing.T, bffURL, state string) bool {
+func circuitIs(t *testing.T, h *Handler, state string) bool {
 	t.Helper()
-	m := metricsText(t, bffURL)
+	m := metricsText(t, h)
 	for _, st := range []string{"closed", "open", "half_open"} {
 		want := "0"
 		if st == state {
@@ -88,8 +86,8 @@ func TestProviderOutageCircuit(t *testing.T) {
 	b := s.newBrowser()
 	b.login(s.urls[0], "/")
 	first := b.mustToken(s.urls[0], nil)
-	if !circuitIs(t, s.urls[0], "closed") {
-		t.Fatalf("/metrics before any outage lacks the closed circuit:\n%s", metricsText(t, s.urls[0]))
+	if !circuitIs(t, s.bffs[0], "closed") {
+		t.Fatalf("/metrics before any outage lacks the closed circuit:\n%s", metricsText(t, s.bffs[0]))
 	}
 
 	if _, err := s.controls().Outage(t.Context(), devprovider.Outage503, time.Hour, 0); err != nil {
@@ -102,8 +100,8 @@ func TestProviderOutageCircuit(t *testing.T) {
 		t.Fatalf("expired token, provider 503 Retry-After 3600: %d %+v Retry-After %q; want 503 provider_unavailable, Retry-After 1-2 (the probe)",
 			r.status, r.err, r.header.Get(wire.HeaderRetryAfter))
 	}
-	if !circuitIs(t, s.urls[0], "open") {
-		t.Errorf("/metrics during the outage does not show the circuit open:\n%s", metricsText(t, s.urls[0]))
+	if !circuitIs(t, s.bffs[0], "open") {
+		t.Errorf("/metrics during the outage does not show the circuit open:\n%s", metricsText(t, s.bffs[0]))
 	}
 	for i, u := range s.urls {
 		if code := statusOf(t, u+"/readyz"); code != http.StatusOK {
@@ -117,7 +115,7 @@ func TestProviderOutageCircuit(t *testing.T) {
 	if hits := s.dev.Stats().OutageHits; hits != 1 {
 		t.Errorf("provider calls = %d; want 1", hits)
 	}
-	if !circuitIs(t, s.urls[1], "open") {
+	if !circuitIs(t, s.bffs[1], "open") {
 		t.Errorf("replica 1's /metrics does not show the circuit open")
 	}
 
@@ -127,8 +125,8 @@ func TestProviderOutageCircuit(t *testing.T) {
 	if fresh.AccessToken == first.AccessToken || fresh.Degraded {
 		t.Fatalf("after the provider's return: %+v; want a fresh token", fresh)
 	}
-	if !circuitIs(t, s.urls[1], "closed") {
-		t.Errorf("/metrics after the probe does not show the circuit closed:\n%s", metricsText(t, s.urls[1]))
+	if !circuitIs(t, s.bffs[1], "closed") {
+		t.Errorf("/metrics after the probe does not show the circuit closed:\n%s", metricsText(t, s.bffs[1]))
 	}
 	if st := s.dev.Stats(); st.RefreshToken != 1 || st.RefreshReuse != 0 {
 		t.Errorf("stats %+v; want 1 refresh, 0 reuse", st)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,6 +57,9 @@ type Config struct {
 	// VaultKey is the 32-byte AES-256 key for vault records; nil generates
 	// one per process (sessions do not survive a restart).
 	VaultKey []byte
+	// VaultPreviousKeys open records but seal none: the keys a rotation
+	// replaces (TETHER_VAULT_KEY=new,old).
+	VaultPreviousKeys [][]byte
 	// SessionKeys authenticate and encrypt the session cookie. The first
 	// signs new cookies; all are accepted, for rotation. Nil generates one.
 	SessionKeys [][]byte
@@ -81,9 +85,33 @@ type Config struct {
 	// provider asked for. Default 30 seconds.
 	RetryAfterMax time.Duration
 
+	// ForceMinAge: a forced refresh ({"force":true}) of a token that a
+	// forced refresh issued less than min(ForceMinAge, a quarter of its
+	// lifetime) ago is answered with that token, without calling the
+	// provider. Default 5 seconds (TETHER_FORCE_MIN_AGE).
+	ForceMinAge time.Duration
+	// ForceRate forced refreshes per ForcePer reach the provider per
+	// session, ForceBurst at once; past that, 429 too_many_refreshes.
+	// Defaults 6, a minute and 3 (TETHER_FORCE_RATE=6/m,
+	// TETHER_FORCE_BURST=3).
+	ForceRate  int
+	ForcePer   time.Duration
+	ForceBurst int
+	// SessionIdle ends a session unused that long: the next token request
+	// answers reconnect_required/expired. Default 14 days; negative turns
+	// it off (TETHER_SESSION_IDLE=0).
+	SessionIdle time.Duration
+
 	// WebDir, when set, is served at / for everything outside /bff/
 	// (the demo page and the WASM client).
 	WebDir string
+
+	// APIOrigins are the origins the page calls (the client's apiOrigins,
+	// scheme://host[:port]): the page's Content-Security-Policy allows
+	// fetches to them besides this origin (connect-src).
+	APIOrigins []string
+	// CSP, when set, replaces the page's whole Content-Security-Policy.
+	CSP string
 
 	Logger *slog.Logger
 	// Now is the clock; tests move it. Default time.Now.
@@ -102,6 +130,10 @@ const (
 	DefaultRetryAfter      = 5 * time.Second
 	DefaultProbeInterval   = refresh.DefaultProbeInterval
 	DefaultRetryAfterMax   = refresh.DefaultRetryAfterMax
+	DefaultForceMinAge     = 5 * time.Second
+	DefaultForceRate       = 6 // a minute
+	DefaultForceBurst      = 3
+	DefaultSessionIdle     = 14 * 24 * time.Hour
 )
 
 // ConfigError is a configuration mistake; Var names the variable.
@@ -162,9 +194,39 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			return c, &ConfigError{d.name, err}
 		}
 	}
+	if c.ForceMinAge, err = parseDuration(getenv("TETHER_FORCE_MIN_AGE")); err != nil {
+		return c, &ConfigError{"TETHER_FORCE_MIN_AGE", err}
+	}
+	if v := getenv("TETHER_FORCE_RATE"); v != "" {
+		if c.ForceRate, c.ForcePer, err = parseRate(v); err != nil {
+			return c, &ConfigError{"TETHER_FORCE_RATE", err}
+		}
+	}
+	if v := getenv("TETHER_FORCE_BURST"); v != "" {
+		if c.ForceBurst, err = strconv.Atoi(v); err != nil || c.ForceBurst < 1 {
+			return c, &ConfigError{"TETHER_FORCE_BURST", fmt.Errorf("%q is not a whole number of at least 1", v)}
+		}
+	}
+	if v := getenv("TETHER_SESSION_IDLE"); v != "" {
+		if c.SessionIdle, err = parseDuration(v); err != nil {
+			return c, &ConfigError{"TETHER_SESSION_IDLE", err}
+		}
+		if c.SessionIdle == 0 {
+			c.SessionIdle = -1 // "0": no idle timeout
+		}
+	}
 	if v := getenv("TETHER_VAULT_KEY"); v != "" {
-		if c.VaultKey, err = decodeKey(v); err != nil {
-			return c, &ConfigError{"TETHER_VAULT_KEY", err}
+		// A list, like TETHER_SESSION_KEYS: the first seals, all open.
+		for i, k := range strings.Split(v, ",") {
+			key, err := decodeKey(strings.TrimSpace(k))
+			if err != nil {
+				return c, &ConfigError{"TETHER_VAULT_KEY", err}
+			}
+			if i == 0 {
+				c.VaultKey = key
+			} else {
+				c.VaultPreviousKeys = append(c.VaultPreviousKeys, key)
+			}
 		}
 	}
 	if v := getenv("TETHER_SESSION_KEYS"); v != "" {
@@ -176,7 +238,32 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			c.SessionKeys = append(c.SessionKeys, key)
 		}
 	}
+	if v := getenv("TETHER_API_ORIGINS"); v != "" {
+		c.APIOrigins = strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' })
+	}
+	c.CSP = strings.TrimSpace(getenv("TETHER_CSP"))
 	return c, c.validate()
+}
+
+// parseRate reads "N/unit": N a whole number, unit s, m, h or a duration
+// ("6/m", "100/h", "1/30s").
+func parseRate(s string) (int, time.Duration, error) {
+	bad := fmt.Errorf("%q is not a rate like 6/m, 100/h or 1/30s", s)
+	ns, unit, ok := strings.Cut(s, "/")
+	n, err := strconv.Atoi(ns)
+	if !ok || err != nil || n < 1 {
+		return 0, 0, bad
+	}
+	per := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour}[unit]
+	if per == 0 {
+		if per, err = time.ParseDuration(unit); err != nil || per <= 0 {
+			return 0, 0, bad
+		}
+	}
+	if per/time.Duration(n) < time.Millisecond {
+		return 0, 0, fmt.Errorf("%q is more than one a millisecond", s)
+	}
+	return n, per, nil
 }
 
 // parseDuration accepts Go durations ("90s", "5m", "720h") and plain seconds.
@@ -244,9 +331,27 @@ func (c *Config) validate() error {
 	if c.VaultKey != nil && len(c.VaultKey) != 32 {
 		return &ConfigError{"TETHER_VAULT_KEY", fmt.Errorf("key is %d bytes; want 32", len(c.VaultKey))}
 	}
+	for _, k := range c.VaultPreviousKeys {
+		if c.VaultKey == nil {
+			return &ConfigError{"TETHER_VAULT_KEY", errors.New("previous keys are set without a current key")}
+		}
+		if len(k) != 32 {
+			return &ConfigError{"TETHER_VAULT_KEY", fmt.Errorf("a previous key is %d bytes; want 32", len(k))}
+		}
+	}
 	for _, k := range c.SessionKeys {
 		if len(k) != 32 {
 			return &ConfigError{"TETHER_SESSION_KEYS", fmt.Errorf("a key is %d bytes; want 32", len(k))}
+		}
+	}
+	for _, o := range c.APIOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.ContainsAny(o, " ;,'\"") {
+			return &ConfigError{"TETHER_API_ORIGINS", fmt.Errorf("%q is not an origin like https://api.example", o)}
+		}
+	}
+	for _, r := range c.CSP {
+		if r < 0x20 || r == 0x7f {
+			return &ConfigError{"TETHER_CSP", errors.New("has a control character; write the policy on one line")}
 		}
 	}
 	if c.RefreshBuffer == 0 {
@@ -270,6 +375,24 @@ func (c *Config) validate() error {
 	if c.RetryAfterMax < time.Second {
 		return &ConfigError{"TETHER_RETRY_AFTER_MAX", fmt.Errorf("%v is less than a second (Retry-After is in whole seconds)", c.RetryAfterMax)}
 	}
+	if c.ForceMinAge == 0 {
+		c.ForceMinAge = DefaultForceMinAge
+	}
+	if c.ForceRate == 0 {
+		c.ForceRate = DefaultForceRate
+	}
+	if c.ForcePer == 0 {
+		c.ForcePer = time.Minute
+	}
+	if c.ForceBurst == 0 {
+		c.ForceBurst = DefaultForceBurst
+	}
+	if c.ForceRate < 1 || c.ForcePer/time.Duration(max(c.ForceRate, 1)) < time.Millisecond || c.ForceBurst < 1 || c.ForceMinAge < 0 {
+		return &ConfigError{"TETHER_FORCE_RATE", fmt.Errorf("%d per %v, burst %d, min age %v is not a usable bound", c.ForceRate, c.ForcePer, c.ForceBurst, c.ForceMinAge)}
+	}
+	if c.SessionIdle == 0 {
+		c.SessionIdle = DefaultSessionIdle
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -278,6 +401,18 @@ func (c *Config) validate() error {
 	}
 	return nil
 }
+
+// forceEvery is the interval between forced refreshes of a session's
+// bucket; 0 (the engine's default) when unset.
+func (c *Config) forceEvery() time.Duration {
+	if c.ForceRate <= 0 {
+		return 0
+	}
+	return c.ForcePer / time.Duration(c.ForceRate)
+}
+
+// idleTimeout is the refresh engine's IdleTimeout: 0 when turned off.
+func (c *Config) idleTimeout() time.Duration { return max(c.SessionIdle, 0) }
 
 // secureCookies reports whether cookies must be Secure: everywhere but
 // plain-http loopback.

@@ -40,8 +40,8 @@ const gobMemoSize = 4096
 // securecookie calls Deserialize only after the MAC and the timestamp have
 // been checked and the value decrypted, so the memo sees authenticated
 // plaintext only. It keeps session maps whose keys and values are all
-// strings (ours: the session id and the login state), so the copy handed
-// out shares nothing mutable.
+// strings (ours: the session id), so the copy handed out shares nothing
+// mutable.
 type gobMemo struct {
 	securecookie.GobEncoder
 	mu   sync.Mutex

@@ -236,3 +236,11 @@ func (d *discoverer) close() {
 	d.stop()
 	<-d.done
 }
+
+func (s *providerSlot) AuthorizationResponseIssuer() (string, bool) {
+	p := s.p.Load()
+	if p == nil {
+		return "", false // handleCallback checks ready first
+	}
+	return p.AuthorizationResponseIssuer()
+}

@@ -38,8 +38,10 @@ import (
 // engine declares what it needs in refresh.Store).
 type sessionVault interface {
 	refresh.Store
-	PutLogin(ctx context.Context, state string, l *vault.Login, ttl time.Duration) error
-	TakeLogin(ctx context.Context, state string) (*vault.Login, error)
+	Put(ctx context.Context, sid string, rec *vault.Record, ttl time.Duration) error
+	Delete(ctx context.Context, sid string) error
+	MarkLoginUsed(ctx context.Context, state string, ttl time.Duration) (bool, error)
+	LoginUsed(ctx context.Context, state string) (bool, error)
 	Ping(ctx context.Context) error
 	Circuit(name string) *vault.Circuit
 	Close() error
@@ -54,12 +56,15 @@ type oauthProvider interface {
 	Exchange(ctx context.Context, code, verifier, nonce string) (*provider.Grant, error)
 	Revoke(ctx context.Context, refreshToken, accessToken string) error
 	OIDC() bool
+	AuthorizationResponseIssuer() (issuer string, required bool)
 }
 
 var _ oauthProvider = (*provider.Provider)(nil)
 
-// Handler is the BFF: an http.Handler for /bff/*, /healthz, /readyz,
-// /metrics and, with WebDir, the page. It is safe for concurrent use.
+// Handler is the BFF: an http.Handler for /bff/*, /healthz, /readyz and,
+// with WebDir, the page. Its metrics are a separate handler
+// (MetricsHandler), for a listener the public cannot reach. It is safe for
+// concurrent use.
 type Handler struct {
 	cfg        Config
 	log        *slog.Logger
@@ -69,12 +74,14 @@ type Handler struct {
 	engine     *gin.Engine
 	metrics    *metrics
 	cookieName string
+	logins     *loginCookies
+	pageCSP    []string      // the page's Content-Security-Policy header
 	web        http.Handler  // static files; nil without WebDir
 	slot       *providerSlot // the provider while New's discovery runs; nil if given ready
 	disc       *discoverer   // background discovery; nil when not needed
 }
 
-// loginTTL is how long a login's state stays valid.
+// loginTTL is how long a login (its cookie, its state) stays valid.
 const loginTTL = 10 * time.Minute
 
 // New checks cfg, connects the vault and the provider, and builds the
@@ -94,7 +101,7 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 		cfg.SessionKeys = [][]byte{randomKey()}
 		log.Warn("TETHER_SESSION_KEYS is not set: generated a random cookie key; users are logged out on every restart and replicas cannot share sessions")
 	}
-	v, err := vault.Open(ctx, cfg.RedisURL, cfg.VaultKey, vault.WithNow(cfg.Now))
+	v, err := vault.Open(ctx, cfg.RedisURL, cfg.VaultKey, vault.WithNow(cfg.Now), vault.WithPreviousKeys(cfg.VaultPreviousKeys...))
 	if err != nil {
 		return nil, &ConfigError{"TETHER_REDIS_URL", err}
 	}
@@ -134,11 +141,17 @@ func newHandler(cfg Config, v sessionVault, p oauthProvider) *Handler {
 			Buffer: cfg.RefreshBuffer, SessionMaxAge: cfg.SessionMaxAge,
 			ProviderTimeout: cfg.ProviderTimeout, RetryAfter: cfg.RetryAfter,
 			Circuit: v.Circuit(cfg.circuitName()), ProbeInterval: cfg.ProbeInterval, RetryAfterMax: cfg.RetryAfterMax,
+			ForceMinAge: cfg.ForceMinAge, ForceEvery: cfg.forceEvery(), ForceBurst: cfg.ForceBurst, IdleTimeout: cfg.idleTimeout(),
 			Logger: cfg.Logger, Observer: m, Now: cfg.Now,
 		}),
 	}
 	if cfg.secureCookies() {
 		s.cookieName = "__Host-tether_session"
+	}
+	s.logins = newLoginCookies(cfg.SessionKeys, cfg.secureCookies(), cfg.Now)
+	s.pageCSP = []string{pageCSP(cfg.APIOrigins)}
+	if cfg.CSP != "" {
+		s.pageCSP = []string{cfg.CSP}
 	}
 	return s
 }
@@ -155,6 +168,12 @@ func (c *Config) circuitName() string {
 
 // ServeHTTP answers one request.
 func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+
+// MetricsHandler serves the Prometheus metrics (text format) at any path.
+// Serve it on a listener of its own, on loopback or an internal network:
+// the Handler does not answer /metrics, so the app's public listener does
+// not show them.
+func (s *Handler) MetricsHandler() http.Handler { return s.metrics.handler() }
 
 // Close releases the vault (and stops the embedded Redis, if any).
 func (s *Handler) Close() error {
@@ -174,11 +193,10 @@ func (s *Handler) providerReady() (bool, string) {
 func (s *Handler) routes() *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(s.recover, s.accessLog)
+	r.Use(s.recover, securityHeaders, s.accessLog)
 
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	r.GET("/readyz", s.handleReady)
-	r.GET("/metrics", gin.WrapH(s.metrics.handler()))
 
 	keys := make([][]byte, 0, 2*len(s.cfg.SessionKeys))
 	for _, k := range s.cfg.SessionKeys {
@@ -207,6 +225,7 @@ func (s *Handler) routes() *gin.Engine {
 	})
 	r.NoRoute(func(c *gin.Context) {
 		if s.web != nil && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) && !isBFFPath(c.Request.URL.Path) {
+			s.pageHeaders(c)
 			s.web.ServeHTTP(c.Writer, c.Request)
 			return
 		}

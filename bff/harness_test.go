@@ -134,7 +134,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 		}
 		t.Cleanup(func() { srv.Close() })
 		if redisURL == "" {
-			redisURL = "redis://" + srv.vault.(interface{ EmbeddedAddr() string }).EmbeddedAddr()
+			redisURL = srv.vault.(interface{ EmbeddedURL() string }).EmbeddedURL()
 		}
 		serve(t, ln, srv)
 		s.bffs = append(s.bffs, srv)

@@ -2,6 +2,7 @@ package bff
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -120,13 +121,17 @@ func TestRevokedClearsSession(t *testing.T) {
 	if s.hasRecord(sid) {
 		t.Error("the revoked session's record is still in the vault")
 	}
-	// The cookie was cleared: the next call is simply "no session", and
-	// the provider is not asked again (no loop).
+	// The cookie no longer names the session; every later call hears the
+	// same reason (not no_session: see TestEveryTabHearsWhy), and the
+	// provider is not asked again (no loop).
+	if s.sid(b) != "" {
+		t.Error("the cookie still names the revoked session")
+	}
 	before := s.dev.Stats().RefreshToken
 	for range 5 {
 		r = b.token(s.urls[0], nil)
-		if r.status != 401 || r.err.Reason != wire.ReasonNoSession {
-			t.Fatalf("after reconnect_required: %d %+v; want 401 no_session", r.status, r.err)
+		if r.status != 401 || r.err.Reason != wire.ReasonRevoked {
+			t.Fatalf("after reconnect_required: %d %+v; want 401 revoked", r.status, r.err)
 		}
 	}
 	if after := s.dev.Stats().RefreshToken; after != before {
@@ -216,12 +221,19 @@ func TestOperations(t *testing.T) {
 			t.Errorf("GET %s = %d; want %d", path, resp.StatusCode, want)
 		}
 	}
+	// Metrics are not on the app's listener (issue 9 §6b) but on their own
+	// handler, which bff/cmd/tether serves on TETHER_METRICS_ADDR.
 	resp, err := http.Get(s.urls[0] + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body := readAll(t, resp)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /metrics on the app = %d; want 404", resp.StatusCode)
+	}
+	w := httptest.NewRecorder()
+	s.bffs[0].MetricsHandler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	body := w.Body.String()
 	for _, series := range []string{`tether_token_requests_total{result="ok"} 1`, `tether_logins_total{outcome="ok"} 1`, "tether_refresh_lock_wait_seconds"} {
 		if !strings.Contains(body, series) {
 			t.Errorf("/metrics lacks %s", series)

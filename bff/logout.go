@@ -7,17 +7,30 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/tetherauth/tether/bff/refresh"
 	"github.com/tetherauth/tether/bff/vault"
+	"github.com/tetherauth/tether/shared/wire"
 )
 
-// handleLogout revokes the grant at the provider when it can (a failure
-// there is logged, not shown), deletes the record, and clears the cookie.
+// handleLogout ends the session, then revokes its grant at the provider
+// when it can (a failure there is logged, not shown), and leaves a cookie
+// that names no session but says it was signed out.
+//
+// The session ends first, through the refresh engine: its record is
+// replaced by a tombstone, so a refresh already in flight (from a stolen
+// cookie, say) cannot bring it back, and every tab and replica answers
+// reconnect_required/signed_out.
 func (s *Handler) handleLogout(c *gin.Context) {
 	ctx := c.Request.Context()
 	if sid := sessionID(c); sid != "" {
 		rec, err := s.vault.Get(ctx, sid)
 		if err != nil && !errors.Is(err, vault.ErrNotFound) {
 			s.log.Error("logout: reading the vault", "err", err)
+			writeStorageError(c, err)
+			return
+		}
+		if err := s.refresher.End(ctx, sid, refresh.ReasonSignedOut); err != nil {
+			s.log.Error("logout: ending the session", "err", err)
 			writeStorageError(c, err)
 			return
 		}
@@ -30,12 +43,7 @@ func (s *Handler) handleLogout(c *gin.Context) {
 			}
 			cancel()
 		}
-		if err := s.vault.Delete(ctx, sid); err != nil {
-			s.log.Error("logout: deleting the record", "err", err)
-			writeStorageError(c, err)
-			return
-		}
 	}
-	s.clearCookie(c)
+	s.endCookie(c, wire.ReasonSignedOut)
 	c.Status(http.StatusNoContent)
 }

@@ -34,7 +34,7 @@ func newMetrics() *metrics {
 		}, []string{"result"}),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tether_refreshes_total",
-			Help: "Refresh attempts by outcome: ok, adopted (another replica refreshed), revoked, expired, unavailable, slow (callers answered before the provider; the refresh went on), store_failed.",
+			Help: "Refresh attempts by outcome: ok, adopted (another replica refreshed), revoked, expired, unavailable, slow (callers answered before the provider; the refresh went on), store_failed, ended (the session ended while the provider answered), throttled (a forced refresh refused), idle (the session ended unused).",
 		}, []string{"outcome"}),
 		refreshLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "tether_refresh_duration_seconds",

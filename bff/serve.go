@@ -3,6 +3,9 @@ package bff
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -38,4 +41,42 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 		err = serr
 	}
 	return err
+}
+
+// ServeWithMetrics is Serve for the BFF's two listeners: h on ln and, when
+// mln is not nil, h's metrics (GET /metrics) on mln. Both stop together:
+// when one fails, the other is shut down too.
+func ServeWithMetrics(ctx context.Context, ln, mln net.Listener, h *Handler) error {
+	if mln == nil {
+		return Serve(ctx, ln, h)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h.MetricsHandler())
+	merr := make(chan error, 1)
+	go func() {
+		merr <- Serve(ctx, mln, mux)
+		cancel()
+	}()
+	err := Serve(ctx, ln, h)
+	cancel()
+	if e := <-merr; err == nil && e != nil {
+		err = fmt.Errorf("metrics listener: %w", e)
+	}
+	return err
+}
+
+// NewLogger builds a process logger: JSON when format is "json", else
+// text; level is debug, info (default), warn or error.
+func NewLogger(format, level string, w io.Writer) *slog.Logger {
+	var lv slog.Level
+	if lv.UnmarshalText([]byte(level)) != nil {
+		lv = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }

@@ -3,6 +3,7 @@ package bff
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/gin-contrib/sessions"
 	"github.com/gin-gonic/gin"
@@ -41,6 +42,35 @@ func (s *Handler) handleSession(c *gin.Context) {
 // writeStorageError answers 503 storage_unavailable for a vault failure.
 func writeStorageError(c *gin.Context, err error) {
 	writeError(c, wire.ErrStorageUnavailable, "", (&refresh.StorageError{Err: err}).Error())
+}
+
+// keyEnded is the cookie key that, once a session has ended, names the
+// reason instead of a session id.
+const keyEnded = "ended"
+
+// endCookie replaces the session cookie by one that names no session but
+// says why it ended (revoked, expired, signed_out), for as long as the
+// vault keeps an ended session's tombstone: every tab of this browser then
+// hears the same reason, not no_session, until the user signs in again
+// (the callback's new cookie replaces it).
+func (s *Handler) endCookie(c *gin.Context, reason string) {
+	sess := sessions.Default(c)
+	sess.Clear()
+	sess.Set(keyEnded, reason)
+	sess.Options(sessions.Options{Path: "/", MaxAge: int(refresh.DefaultEndedTTL / time.Second), Secure: s.cfg.secureCookies(), HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	if err := sess.Save(); err != nil {
+		s.log.Warn("writing the ended-session cookie", "err", err)
+	}
+}
+
+// endedReason is the reason the cookie's session ended, or
+// wire.ReasonNoSession when it names none.
+func endedReason(c *gin.Context) string {
+	switch r, _ := sessions.Default(c).Get(keyEnded).(string); r {
+	case wire.ReasonRevoked, wire.ReasonExpired, wire.ReasonSignedOut:
+		return r
+	}
+	return wire.ReasonNoSession
 }
 
 // clearCookie deletes the session cookie.

@@ -34,8 +34,11 @@ func (s *Handler) handleToken(c *gin.Context) {
 	}
 	sid := sessionID(c)
 	if sid == "" {
+		// No session, or one that ended: say which, as the tab that saw
+		// it end was told.
 		s.metrics.tokenRequests.WithLabelValues("reconnect").Inc()
-		writeError(c, wire.ErrReconnectRequired, wire.ReasonNoSession, "no session: sign in")
+		reason := endedReason(c)
+		writeError(c, wire.ErrReconnectRequired, reason, reconnectMessage(reason))
 		return
 	}
 	res, err := s.refresher.Token(c.Request.Context(), sid, refresh.Want{Force: req.Force, Rejected: req.Rejected})
@@ -49,7 +52,11 @@ func (s *Handler) handleToken(c *gin.Context) {
 			c.Header(wire.HeaderRetryAfter, strconv.Itoa(seconds(retryAfter)))
 		}
 		if code == wire.ErrReconnectRequired {
-			s.clearCookie(c)
+			if reason == wire.ReasonNoSession {
+				s.clearCookie(c)
+			} else {
+				s.endCookie(c, reason)
+			}
 		}
 		writeError(c, code, reason, err.Error())
 		return
@@ -62,16 +69,28 @@ func (s *Handler) handleToken(c *gin.Context) {
 	c.JSON(http.StatusOK, s.tokenResponse(res))
 }
 
+// reconnectMessage is the message of a reconnect_required answer made
+// from the cookie alone.
+func reconnectMessage(reason string) string {
+	if reason == wire.ReasonNoSession {
+		return "no session: sign in"
+	}
+	return "this session ended (" + reason + "): sign in again"
+}
+
 // wireError maps the refresh engine's errors to the contract's code,
 // reason and Retry-After.
 func wireError(err error) (code, reason string, retryAfter time.Duration) {
 	var re *refresh.ReconnectError
 	var ue *refresh.UnavailableError
+	var te *refresh.ThrottledError
 	switch {
 	case errors.As(err, &re):
 		return wire.ErrReconnectRequired, string(re.Reason), 0
 	case errors.As(err, &ue):
 		return wire.ErrProviderUnavailable, "", ue.RetryAfter
+	case errors.As(err, &te):
+		return wire.ErrTooManyRefreshes, "", te.RetryAfter
 	case errors.Is(err, refresh.ErrStorage):
 		return wire.ErrStorageUnavailable, "", 0
 	}

@@ -191,9 +191,12 @@ func (e *authEcho) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // TestTokenOnlyToAPIOrigins: tether.fetch attaches the token to the API
 // origin only, not to the page's own origin, another loopback origin, or
-// the API's host under another name.
+// the API's host under another name. The page's default CSP would refuse
+// to fetch those other origins at all (connect-src); this test is about
+// the client's own rule, so it lets the page reach any loopback port.
 func TestTokenOnlyToAPIOrigins(t *testing.T) {
-	s := startStack(t, stackOptions{autoApprove: true})
+	s := startStack(t, stackOptions{autoApprove: true, csp: "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; " +
+		"connect-src 'self' http://127.0.0.1:* http://localhost:*; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"})
 	echo := &authEcho{page: s.d.URL}
 	echoSrv := httptest.NewServer(echo)
 	t.Cleanup(echoSrv.Close)

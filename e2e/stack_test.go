@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,6 +24,7 @@ type stackOptions struct {
 	autoApprove     bool          // skip the consent page
 	providerTimeout time.Duration // the BFF's bound on a call to the provider
 	retryAfter      time.Duration // the BFF's advice when the provider gives none
+	csp             string        // replaces the page's Content-Security-Policy (TETHER_CSP)
 }
 
 // stack is a running demo: the page, the BFF and the dev provider.
@@ -50,6 +52,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		BFF: func(c *bff.Config) {
 			c.ProviderTimeout = o.providerTimeout
 			c.RetryAfter = o.retryAfter
+			c.CSP = o.csp
 		},
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
@@ -77,16 +80,14 @@ func (s *stack) apiCalls() int64 {
 	return st.APIOK + st.API401
 }
 
-// tokenRequests reads the BFF's /metrics: POST /bff/token answers by result.
+// tokenRequests reads the BFF's metrics (in process: the demo does not
+// serve them): POST /bff/token answers by result.
 func (s *stack) tokenRequests() map[string]int {
 	s.t.Helper()
-	res, err := http.Get(s.d.URL + "/metrics")
-	if err != nil {
-		s.t.Fatalf("GET /metrics: %v", err)
-	}
-	defer res.Body.Close()
+	rec := httptest.NewRecorder()
+	s.d.BFF.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	counts := map[string]int{}
-	sc := bufio.NewScanner(res.Body)
+	sc := bufio.NewScanner(rec.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()

@@ -136,6 +136,9 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 		"TETHER_CLIENT_SECRET": dcfg.ClientSecret,
 		"TETHER_SCOPES":        "openid profile email",
 		"TETHER_WEB_DIR":       o.WebDir,
+		// The page calls the sample API and the controls on the dev
+		// provider's origin: its CSP must allow them.
+		"TETHER_API_ORIGINS": d.DevURL,
 	}
 	// In a quirk mode the BFF uses the matching preset, pointed at the dev
 	// provider, exactly as it would be pointed at the real one.
@@ -155,6 +158,12 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 		return fail(err)
 	}
 	cfg.Logger = o.Logger.With("component", "bff")
+	if o.Getenv("TETHER_FORCE_MIN_AGE") == "" {
+		// The demo's buttons are pressed in quick succession (Expire, then
+		// an outage, then Expire again), and each API 401 must reach the
+		// provider to show its consequence; production keeps the 5 s bound.
+		cfg.ForceMinAge = demoForceMinAge
+	}
 	if throwAwayKeys(&cfg) {
 		o.Logger.Info("the demo uses throw-away keys: its sessions end when it stops")
 	}
@@ -227,3 +236,7 @@ func randomKey() []byte {
 	rand.Read(k) // never fails (crypto/rand)
 	return k
 }
+
+// demoForceMinAge is the demo's TETHER_FORCE_MIN_AGE unless the
+// environment sets one.
+const demoForceMinAge = 100 * time.Millisecond

@@ -113,6 +113,12 @@ type Provider struct {
 	now              func() time.Time
 	log              *slog.Logger
 	logged           sync.Map // keys of the warnings already logged
+
+	// respIssuer is the discovery document's issuer, which RFC 9207's
+	// iss must equal; respIssRequired: the document advertises
+	// authorization_response_iss_parameter_supported.
+	respIssuer      string
+	respIssRequired bool
 }
 
 // New builds a Provider, running OpenID Connect discovery when cfg.Issuer
@@ -214,6 +220,8 @@ func (p *Provider) discover(ctx context.Context, cfg Config) error {
 	}
 	p.discovery = d
 	var meta struct {
+		Issuer      string   `json:"issuer"`
+		IssParam    bool     `json:"authorization_response_iss_parameter_supported"`
 		Revocation  string   `json:"revocation_endpoint"`
 		Userinfo    string   `json:"userinfo_endpoint"`
 		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
@@ -229,6 +237,7 @@ func (p *Provider) discover(ctx context.Context, cfg Config) error {
 		p.oauth.Endpoint.TokenURL = ep.TokenURL
 	}
 	p.oauth.Endpoint.AuthStyle = authStyle(p.flavor, cfg.ClientSecret, meta.AuthMethods)
+	p.respIssuer, p.respIssRequired = meta.Issuer, meta.IssParam
 	if p.revokeURL == "" {
 		p.revokeURL = meta.Revocation
 	}
@@ -267,6 +276,16 @@ func authStyle(f Flavor, secret string, methods []string) oauth2.AuthStyle {
 
 // OIDC reports whether logins carry a nonce and return a verified ID token.
 func (p *Provider) OIDC() bool { return p.verifier != nil }
+
+// AuthorizationResponseIssuer returns what the iss parameter of an
+// authorization response (RFC 9207) must be: the discovery document's
+// issuer (with Entra's multi-tenant authorities, a template with
+// {tenantid}), and whether the document advertises
+// authorization_response_iss_parameter_supported, in which case iss is
+// required. The issuer is "" without discovery.
+func (p *Provider) AuthorizationResponseIssuer() (issuer string, required bool) {
+	return p.respIssuer, p.respIssRequired
+}
 
 // CanRevoke reports whether logout can end the grant at the provider: an
 // RFC 7009 revocation endpoint, or GitHub's grant endpoint.

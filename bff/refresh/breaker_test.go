@@ -129,7 +129,7 @@ func newFleet(t *testing.T, redisURL string, replicas, sessions int, tune func(*
 		}
 		t.Cleanup(func() { v.Close() })
 		if redisURL == "" {
-			redisURL = "redis://" + v.EmbeddedAddr()
+			redisURL = v.EmbeddedURL()
 		}
 		p, err := provider.New(ctx, provider.Config{
 			Endpoints: provider.Endpoints{Issuer: srv.URL}, ClientID: devprovider.DefaultClientID, ClientSecret: devprovider.DefaultClientSecret,
@@ -383,7 +383,8 @@ func TestBreakerInvalidGrantDoesNotOpen(t *testing.T) {
 // replicas; an answer in between starts the count again.
 func TestBreakerThreshold(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, redisURL string) {
-		f := newFleet(t, redisURL, 2, 6, nil)
+		// A long interval: nobody is held for a probe in this test.
+		f := newFleet(t, redisURL, 2, 6, func(c *Config) { c.ProbeInterval = 10 * time.Second })
 		ctx := t.Context()
 		fail := func(i int) {
 			t.Helper()

@@ -98,15 +98,22 @@ func minTime(a, b time.Time) time.Time {
 func (r *Refresher) Token(ctx context.Context, sid string, want Want) (Result, error) {
 	rec, err := r.store.Get(ctx, sid)
 	if errors.Is(err, vault.ErrNotFound) {
-		return reconnect(ReasonNoSession, "no session: sign in").result()
+		return gone(err).result()
 	}
 	if err != nil {
 		r.log.Error("token: reading the vault", "err", err)
 		return storageDown(err).result()
 	}
+	if out, done := r.idle(ctx, sid, rec); done {
+		return out.result()
+	}
 	if want.Force {
 		if !sameToken(rec.AccessToken, want.Rejected) {
 			return Result{Record: rec}, nil // already replaced: hand out the new one
+		}
+		if r.tooSoon(rec) {
+			r.obs.Refreshed(OutcomeThrottled)
+			return Result{Record: rec}, nil // see force.go
 		}
 	} else if !r.needsRefresh(rec, r.cfg.Now()) {
 		return Result{Record: rec}, nil
@@ -203,6 +210,9 @@ func (r *Refresher) refreshOnce(ctx context.Context, sid, seen string, rejected 
 		}
 	}
 	rec, out, done := r.recheck(ctx, sid, seen, rejected)
+	if !done && rejected {
+		out, done = r.throttle(ctx, sid)
+	}
 	if done {
 		release()
 		return out
@@ -250,7 +260,7 @@ func (r *Refresher) recheck(ctx context.Context, sid, seen string, rejected bool
 	rec, err := r.store.Get(ctx, sid)
 	switch {
 	case errors.Is(err, vault.ErrNotFound):
-		return nil, reconnect(ReasonNoSession, "the session ended"), true
+		return nil, gone(err), true
 	case err != nil:
 		r.log.Error("refresh: re-reading the vault", "err", err)
 		return nil, storageDown(err), true
@@ -265,16 +275,15 @@ func (r *Refresher) recheck(ctx context.Context, sid, seen string, rejected bool
 		if !rejected && unexpired {
 			return nil, outcome{rec: rec}, true // cannot refresh, but still valid: use it to the end
 		}
-		r.drop(ctx, sid)
 		if rec.RefreshToken == "" && unexpired {
 			// An API refused a token that had not expired and there is
 			// nothing to refresh it with (a GitHub OAuth App's token, which
 			// never expires): access was revoked.
 			r.obs.Refreshed(OutcomeRevoked)
-			return nil, reconnect(ReasonRevoked, "access was revoked at the provider: reconnect"), true
+			return nil, r.drop(ctx, sid, ReasonRevoked), true
 		}
 		r.obs.Refreshed(OutcomeExpired)
-		return nil, reconnect(ReasonExpired, "the sign-in expired: reconnect"), true
+		return nil, r.drop(ctx, sid, ReasonExpired), true
 	}
 	return rec, outcome{}, false
 }
@@ -301,8 +310,7 @@ func (r *Refresher) redeem(ctx context.Context, sid string, rec *vault.Record, r
 	if errors.Is(err, provider.ErrRevoked) {
 		r.obs.Refreshed(OutcomeRevoked)
 		r.log.Info("refresh: the provider revoked the grant; clearing the session", "subject", rec.Subject, "err", err)
-		r.drop(ctx, sid)
-		return reconnect(ReasonRevoked, "access was revoked at the provider: reconnect")
+		return r.drop(ctx, sid, ReasonRevoked)
 	}
 	if err != nil {
 		r.obs.Refreshed(OutcomeUnavailable)
@@ -317,6 +325,7 @@ func (r *Refresher) redeem(ctx context.Context, sid string, rec *vault.Record, r
 	now := r.cfg.Now()
 	next := *rec
 	next.AccessToken, next.IssuedAt, next.Expiry = grant.AccessToken, now, grant.Expiry
+	next.Forced, next.LastUsed = rejected, now
 	if grant.TokenType != "" {
 		next.TokenType = grant.TokenType
 	}
@@ -329,7 +338,14 @@ func (r *Refresher) redeem(ctx context.Context, sid string, rec *vault.Record, r
 	if !grant.RefreshExpiry.IsZero() {
 		next.RefreshExpiry = grant.RefreshExpiry
 	}
-	if err := r.put(ctx, sid, &next); err != nil {
+	if err := r.storeRefreshed(ctx, sid, &next); errors.Is(err, vault.ErrNotFound) {
+		// The session ended (a logout, say) while the provider answered:
+		// it stays ended, and nobody gets the new tokens.
+		r.obs.Refreshed(OutcomeEnded)
+		r.log.Info("refresh: the session ended while the provider answered; dropping its new tokens", "subject", rec.Subject)
+		r.discard(ctx, grant)
+		return gone(err)
+	} else if err != nil {
 		// The provider has rotated the refresh token and we could not keep
 		// the new one: the session cannot be refreshed again. Say so loudly.
 		r.obs.Refreshed(OutcomeStoreFailed)
@@ -384,7 +400,7 @@ func (r *Refresher) acquire(ctx context.Context, sid, seen string, rejected bool
 		rec, err := r.store.Get(ctx, sid)
 		switch {
 		case errors.Is(err, vault.ErrNotFound):
-			return nil, reconnect(ReasonNoSession, "the session ended"), true
+			return nil, gone(err), true
 		case err != nil:
 			return nil, storageDown(err), true
 		case !sameToken(rec.AccessToken, seen):
@@ -416,30 +432,4 @@ func (r *Refresher) keepLock(ctx context.Context, lock *vault.Lock) (stop func()
 		}
 	}()
 	return func() { close(done) }
-}
-
-// put writes a refreshed record, retrying briefly: it holds a refresh
-// token the provider has already rotated, so giving up loses the session.
-func (r *Refresher) put(ctx context.Context, sid string, rec *vault.Record) error {
-	var err error
-	for i := range storeRetries {
-		if i > 0 {
-			time.Sleep(time.Duration(i*i) * 100 * time.Millisecond)
-		}
-		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err = r.store.Put(wctx, sid, rec, r.RecordTTL(rec))
-		cancel()
-		if err == nil {
-			return nil
-		}
-	}
-	return err
-}
-
-// drop deletes a session whose grant is gone.
-func (r *Refresher) drop(ctx context.Context, sid string) {
-	r.backoff.Delete(sid)
-	if err := r.store.Delete(ctx, sid); err != nil {
-		r.log.Error("deleting a revoked session", "err", err)
-	}
 }

@@ -7,10 +7,11 @@
 //
 // The engine knows nothing of HTTP, cookies or the wire contract: the BFF's
 // handlers, and Go code that calls APIs on a user's behalf, both use it.
-// Its answers are a Result or one of three typed errors: *ReconnectError
+// Its answers are a Result or one of four typed errors: *ReconnectError
 // (the session is over; the user must sign in again), *UnavailableError
-// (the provider is failing and the token cannot be served; retry later)
-// and *StorageError (the vault is unreachable; nothing was lost).
+// (the provider is failing and the token cannot be served; retry later),
+// *ThrottledError (too many forced refreshes; retry later) and
+// *StorageError (the vault is unreachable; nothing was lost).
 package refresh
 
 import (
@@ -29,9 +30,16 @@ import (
 // Store is what the engine needs of the vault.
 type Store interface {
 	Get(ctx context.Context, sid string) (*vault.Record, error)
-	Put(ctx context.Context, sid string, rec *vault.Record, ttl time.Duration) error
-	Delete(ctx context.Context, sid string) error
 	TryLock(ctx context.Context, sid string, lease time.Duration) (*vault.Lock, error)
+	// Update writes only over a live record; End leaves a tombstone that
+	// no Update overwrites (see vault.Vault.End).
+	Update(ctx context.Context, sid string, rec *vault.Record, ttl time.Duration) error
+	End(ctx context.Context, sid, reason string, ttl time.Duration) (string, error)
+	// Allow takes a token from the session's bucket of forced refreshes
+	// (see vault.Vault.Allow).
+	Allow(ctx context.Context, sid string, now time.Time, every time.Duration, burst int) (time.Duration, error)
+	// Touch records a session's use (see vault.Vault.Touch).
+	Touch(ctx context.Context, sid string, at time.Time) error
 }
 
 var _ Store = (*vault.Vault)(nil)
@@ -62,6 +70,9 @@ const (
 	OutcomeUnavailable Outcome = "unavailable" // the provider failed transiently; nothing changed
 	OutcomeSlow        Outcome = "slow"        // callers were answered before the provider; the refresh went on
 	OutcomeStoreFailed Outcome = "store_failed"
+	OutcomeEnded       Outcome = "ended"     // the session ended while the provider answered; its new tokens were dropped
+	OutcomeThrottled   Outcome = "throttled" // a forced refresh was refused: too soon, or too many (see Config.ForceMinAge)
+	OutcomeIdle        Outcome = "idle"      // the session was unused longer than Config.IdleTimeout; it ended
 )
 
 // Observer is told what the engine does; the BFF feeds its metrics from
@@ -110,6 +121,28 @@ type Config struct {
 	// as a flood.
 	MaxProviderCalls int
 
+	// EndedTTL is how long an ended session keeps answering with the
+	// reason it ended (see End), at most.
+	EndedTTL time.Duration
+
+	// ForceMinAge bounds forced refreshes in a loop: a forced refresh of a
+	// token that a forced refresh issued less than min(ForceMinAge, a
+	// quarter of the token's lifetime) ago is answered with that token,
+	// without calling the provider.
+	ForceMinAge time.Duration
+	// ForceEvery and ForceBurst size each session's bucket of forced
+	// refreshes that reach the provider, shared by every process through
+	// the vault: ForceBurst at once, then one per ForceEvery. Past it,
+	// Token returns a *ThrottledError.
+	ForceEvery time.Duration
+	ForceBurst int
+
+	// IdleTimeout ends a session unused that long (reason expired); 0
+	// means none. Use is recorded coarsely (see idle.go): the session
+	// ends after between IdleTimeout and IdleTimeout plus an eighth of it
+	// (at most an hour) unused.
+	IdleTimeout time.Duration
+
 	Logger   *slog.Logger
 	Observer Observer         // nil: nothing is observed
 	Now      func() time.Time // the clock; default time.Now
@@ -125,6 +158,10 @@ const (
 	DefaultProbeInterval    = 2 * time.Second
 	DefaultBreakerFailures  = 3
 	DefaultMaxProviderCalls = 16
+	DefaultEndedTTL         = 24 * time.Hour
+	DefaultForceMinAge      = 5 * time.Second
+	DefaultForceEvery       = 10 * time.Second // 6 a minute
+	DefaultForceBurst       = 3
 )
 
 // Timings of the refresh lock and the store retries.
@@ -148,6 +185,8 @@ type Refresher struct {
 	// backoff holds, per session id, the time before which this process
 	// does not call the provider again after a transient refresh failure.
 	backoff sync.Map
+	// touching holds the session ids whose use is being recorded.
+	touching sync.Map
 }
 
 // New returns a Refresher over store and p.
@@ -175,6 +214,18 @@ func New(store Store, p Provider, cfg Config) *Refresher {
 	}
 	if cfg.MaxProviderCalls <= 0 {
 		cfg.MaxProviderCalls = DefaultMaxProviderCalls
+	}
+	if cfg.EndedTTL <= 0 {
+		cfg.EndedTTL = DefaultEndedTTL
+	}
+	if cfg.ForceMinAge <= 0 {
+		cfg.ForceMinAge = DefaultForceMinAge
+	}
+	if cfg.ForceEvery <= 0 {
+		cfg.ForceEvery = DefaultForceEvery
+	}
+	if cfg.ForceBurst <= 0 {
+		cfg.ForceBurst = DefaultForceBurst
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -233,7 +284,8 @@ type Reason string
 const (
 	ReasonNoSession Reason = "no_session" // there is no such session (never was, or it ended)
 	ReasonRevoked   Reason = "revoked"    // the provider revoked the grant
-	ReasonExpired   Reason = "expired"    // the grant expired
+	ReasonExpired   Reason = "expired"    // the grant expired, or the session went unused too long
+	ReasonSignedOut Reason = "signed_out" // the session was ended by a logout
 )
 
 // Errors of Token, matched with errors.Is; errors.As gives the details.
@@ -241,6 +293,7 @@ var (
 	ErrReconnect   = errors.New("refresh: reconnect required")
 	ErrUnavailable = errors.New("refresh: provider unavailable")
 	ErrStorage     = errors.New("refresh: session storage unavailable")
+	ErrThrottled   = errors.New("refresh: too many forced refreshes")
 )
 
 // ReconnectError means the session is over: the user must sign in again.
@@ -265,6 +318,19 @@ func (e *UnavailableError) Error() string { return e.Msg }
 
 // Is makes errors.Is(err, ErrUnavailable) true.
 func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+
+// ThrottledError means the session asked for more forced refreshes than
+// Config.ForceEvery and ForceBurst allow: try again after RetryAfter. The
+// session is kept.
+type ThrottledError struct {
+	RetryAfter time.Duration
+	Msg        string // readable, for the user
+}
+
+func (e *ThrottledError) Error() string { return e.Msg }
+
+// Is makes errors.Is(err, ErrThrottled) true.
+func (e *ThrottledError) Is(target error) bool { return target == ErrThrottled }
 
 // StorageError means the vault could not be reached. Nothing was lost.
 type StorageError struct{ Err error }

@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/url"
@@ -15,7 +16,8 @@ import (
 // and returns the vault or an error that names the URL without its
 // passwords. The forms are:
 //
-//	""                                   an in-process miniredis on 127.0.0.1 (see EmbeddedAddr)
+//	""                                   an in-process miniredis on 127.0.0.1 with a random
+//	                                     password (see EmbeddedURL)
 //	redis://[[user]:pass@]host[:port][/db][?opt=v]    one server (go-redis ParseURL)
 //	rediss://...                         the same over TLS
 //	unix://[[user]:pass@]/path/to/socket[?db=n]       one server on a Unix socket
@@ -61,20 +63,26 @@ func Open(ctx context.Context, rawURL string, key []byte, opts ...Option) (*Vaul
 	return v, nil
 }
 
+// openEmbedded starts a miniredis on a loopback port that answers only
+// clients presenting a random password (any local process can reach the
+// port: without it, one could read sealed records, FLUSHALL or plant
+// locks).
 func openEmbedded(ctx context.Context, key []byte, opts ...Option) (*Vault, error) {
 	mr := miniredis.NewMiniRedis()
 	mr.ClockTTL(true) // without it miniredis keys expire only on FastForward
+	password := rand.Text()
+	mr.RequireAuth(password)
 	if err := mr.StartAddr("127.0.0.1:0"); err != nil {
 		return nil, fmt.Errorf("vault: start embedded miniredis: %w", err)
 	}
-	client := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	client := redis.NewClient(&redis.Options{Addr: mr.Addr(), Password: password})
 	v, err := New(client, key, opts...)
 	if err != nil {
 		client.Close()
 		mr.Close()
 		return nil, err
 	}
-	v.mr = mr
+	v.mr, v.mrPassword = mr, password
 	if err := v.rdb.Ping(ctx).Err(); err != nil {
 		v.Close()
 		return nil, fmt.Errorf("vault: open embedded miniredis at %s: %w", mr.Addr(), err)

@@ -1,9 +1,11 @@
 package vault
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
@@ -28,14 +30,35 @@ func TestOpenEmbedded(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The port is open to every local process: without the password it
+	// answers nothing, neither to a vault nor to a bare RESP client.
+	if _, err := Open(ctx, "redis://"+addr, testKey); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Fatalf("Open without the password: err = %v; want NOAUTH", err)
+	}
+	if _, err := Open(ctx, "redis://:guess@"+addr, testKey); err == nil {
+		t.Fatal("Open with a wrong password: err = nil")
+	}
+	for _, cmd := range []string{"PING", "FLUSHALL", "SET tether:lock:x planted", "KEYS *"} {
+		if reply := rawCommand(t, addr, cmd); !strings.HasPrefix(reply, "-NOAUTH") {
+			t.Errorf("%s without the password: %q; want -NOAUTH", cmd, reply)
+		}
+	}
+	if got, err := v.Get(ctx, "sid"); err != nil || got.AccessToken != sampleRecord().AccessToken {
+		t.Fatalf("the record after the refused clients: %+v, %v", got, err)
+	}
+	u := v.EmbeddedURL()
+	if !strings.HasPrefix(u, "redis://:") || !strings.HasSuffix(u, "@"+addr) || len(u) < len("redis://:@"+addr)+20 {
+		t.Fatalf("EmbeddedURL = %q; want redis://:<long password>@%s", u, addr)
+	}
+
 	// A second vault (say, another BFF in a test) shares it over RESP.
-	peer, err := Open(ctx, "redis://"+addr, testKey)
+	peer, err := Open(ctx, u, testKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { peer.Close() })
-	if peer.EmbeddedAddr() != "" {
-		t.Fatalf("peer EmbeddedAddr = %q; want empty", peer.EmbeddedAddr())
+	if peer.EmbeddedAddr() != "" || peer.EmbeddedURL() != "" {
+		t.Fatalf("peer EmbeddedAddr, EmbeddedURL = %q, %q; want empty", peer.EmbeddedAddr(), peer.EmbeddedURL())
 	}
 	if got, err := peer.Get(ctx, "sid"); err != nil || got.AccessToken != sampleRecord().AccessToken {
 		t.Fatalf("peer Get = %+v, %v", got, err)
@@ -171,6 +194,31 @@ func TestOpenRealRedis(t *testing.T) {
 			t.Fatalf("err = %v; want WRONGPASS without the password", err)
 		}
 	})
+}
+
+// rawCommand sends one command (words separated by spaces) to the RESP
+// server at addr and returns the first line of its reply.
+func rawCommand(t *testing.T, addr, cmd string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	words := strings.Fields(cmd)
+	req := fmt.Sprintf("*%d\r\n", len(words))
+	for _, w := range words {
+		req += fmt.Sprintf("$%d\r\n%s\r\n", len(w), w)
+	}
+	if _, err := c.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	return strings.TrimSpace(line)
 }
 
 // startCluster starts a one-node Redis Cluster that owns every slot.

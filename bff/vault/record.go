@@ -7,9 +7,16 @@ import (
 	"time"
 )
 
-// recordVersion prefixes a Record's binary form. Records written as JSON
-// (before the binary form existed) start with '{' and are still read.
-const recordVersion = 1
+// recordVersion prefixes a Record's binary form. Version 1 lacks the
+// fields after Created (LastUsed, Forced); records written in it, or as
+// JSON (before the binary form existed, starting with '{'), still read.
+const (
+	recordV1      = 1
+	recordVersion = 2
+)
+
+// Bits of a binary record's flags.
+const flagForced = 1 << 0
 
 var (
 	_ encoding.BinaryMarshaler   = Record{}
@@ -21,30 +28,36 @@ var errRecordFormat = errors.New("vault: malformed record")
 
 // MarshalBinary encodes r compactly: a version byte, then each string as a
 // uvarint length and its bytes, then each time as varint Unix nanoseconds
-// (0 for the zero time). Reading it back takes a fraction of what JSON
-// does, on the path every /bff/token request takes.
+// (0 for the zero time), then the flags as a uvarint. Reading it back
+// takes a fraction of what JSON does, on the path every /bff/token request
+// takes.
 func (r Record) MarshalBinary() ([]byte, error) {
-	b := make([]byte, 0, 64+len(r.AccessToken)+len(r.RefreshToken)+len(r.Scope)+len(r.Subject)+len(r.Name)+len(r.TokenType))
+	b := make([]byte, 0, 72+len(r.AccessToken)+len(r.RefreshToken)+len(r.Scope)+len(r.Subject)+len(r.Name)+len(r.TokenType))
 	b = append(b, recordVersion)
 	for _, s := range [...]string{r.AccessToken, r.TokenType, r.RefreshToken, r.Scope, r.Subject, r.Name} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
-	for _, t := range [...]time.Time{r.IssuedAt, r.Expiry, r.RefreshExpiry, r.Created} {
+	for _, t := range [...]time.Time{r.IssuedAt, r.Expiry, r.RefreshExpiry, r.Created, r.LastUsed} {
 		var n int64
 		if !t.IsZero() {
 			n = t.UnixNano()
 		}
 		b = binary.AppendVarint(b, n)
 	}
-	return b, nil
+	var flags uint64
+	if r.Forced {
+		flags |= flagForced
+	}
+	return binary.AppendUvarint(b, flags), nil
 }
 
 // UnmarshalBinary decodes what MarshalBinary wrote.
 func (r *Record) UnmarshalBinary(b []byte) error {
-	if len(b) == 0 || b[0] != recordVersion {
+	if len(b) == 0 || (b[0] != recordVersion && b[0] != recordV1) {
 		return errRecordFormat
 	}
+	v1 := b[0] == recordV1
 	b = b[1:]
 	for _, dst := range [...]*string{&r.AccessToken, &r.TokenType, &r.RefreshToken, &r.Scope, &r.Subject, &r.Name} {
 		n, k := binary.Uvarint(b)
@@ -54,7 +67,15 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 		*dst = string(b[k : k+int(n)])
 		b = b[k+int(n):]
 	}
-	for _, dst := range [...]*time.Time{&r.IssuedAt, &r.Expiry, &r.RefreshExpiry, &r.Created} {
+	times := [...]*time.Time{&r.IssuedAt, &r.Expiry, &r.RefreshExpiry, &r.Created, &r.LastUsed}
+	r.LastUsed, r.Forced = time.Time{}, false
+	if v1 {
+		times[4] = nil
+	}
+	for _, dst := range times {
+		if dst == nil {
+			break
+		}
 		n, k := binary.Varint(b)
 		if k <= 0 {
 			return errRecordFormat
@@ -63,6 +84,14 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 		if n != 0 {
 			*dst = time.Unix(0, n).UTC()
 		}
+		b = b[k:]
+	}
+	if !v1 {
+		flags, k := binary.Uvarint(b)
+		if k <= 0 || flags&^flagForced != 0 {
+			return errRecordFormat
+		}
+		r.Forced = flags&flagForced != 0
 		b = b[k:]
 	}
 	if len(b) != 0 {

@@ -2,15 +2,13 @@ package vault
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"time"
 
@@ -18,10 +16,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// ErrNotFound reports that there is no session record or login state under
-// the id, or that what is stored there does not decrypt and authenticate
-// under the vault's key (which the caller treats the same way and may
-// overwrite). It is never returned for a Redis or network failure.
+// ErrNotFound reports that there is no session record under the id, or
+// that what is stored there does not decrypt and authenticate under the
+// vault's key (which the caller treats the same way and may overwrite). It is never returned for a Redis or network failure.
 var ErrNotFound = errors.New("vault: not found")
 
 // ErrLocked reports that TryLock found the lock held by someone else.
@@ -53,29 +50,28 @@ type Record struct {
 	Expiry        time.Time `json:"exp,omitzero"`  // AccessToken expiry; zero = unknown or non-expiring
 	RefreshExpiry time.Time `json:"rexp,omitzero"` // refresh token expiry; zero = unknown
 	Created       time.Time `json:"created"`       // when the session was created (login)
+	// LastUsed is when a token was last handed out, as recorded: coarsely
+	// (see the refresh engine's idle timeout); zero when never recorded.
+	LastUsed time.Time `json:"used,omitzero"`
+	// Forced reports that AccessToken came from a forced refresh: an API
+	// had refused the token before it.
+	Forced bool `json:"forced,omitempty"`
 }
 
-// Login is the transient state kept between the login redirect and the
-// callback: the PKCE verifier, the OIDC nonce and where to go afterwards.
-type Login struct {
-	Verifier string    `json:"v"`
-	Nonce    string    `json:"n,omitempty"`
-	ReturnTo string    `json:"r"`
-	Created  time.Time `json:"c"`
-}
-
-// Vault stores session records, login states and refresh locks in Redis.
-// Values are encrypted and bound to their key; ids are hashed before they
-// become keys. A Vault is safe for concurrent use.
+// Vault stores session records, used login states and refresh locks in
+// Redis. Values are encrypted and bound to their key; ids are hashed
+// before they become keys. A Vault is safe for concurrent use.
 type Vault struct {
-	rdb    redis.UniversalClient
-	aead   cipher.AEAD
-	prefix string
-	now    func() time.Time
+	rdb      redis.UniversalClient
+	keys     []sealer // keys[0] seals; all open
+	previous [][]byte // WithPreviousKeys, until New makes them sealers
+	prefix   string
+	now      func() time.Time
 
-	mr        *miniredis.Miniredis // started by Open(""), else nil
-	closeOnce sync.Once
-	closeErr  error
+	mr         *miniredis.Miniredis // started by Open(""), else nil
+	mrPassword string               // the password mr requires
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // Option configures a Vault made by New or Open.
@@ -88,34 +84,44 @@ func WithPrefix(prefix string) Option {
 }
 
 // WithNow sets the clock the vault reads to fill a zero Record.Created,
-// Record.IssuedAt or Login.Created. The default is time.Now. Expiry of keys
+// Record.IssuedAt. The default is time.Now. Expiry of keys
 // is Redis's business and does not depend on it.
 func WithNow(now func() time.Time) Option {
 	return func(v *Vault) { v.now = now }
 }
 
+// WithPreviousKeys adds keys that open values but seal none: the keys a
+// rotation replaces. Values sealed under them read as before, and each
+// write seals under the vault's key, so they can be dropped once every
+// record sealed under them has been rewritten or has expired. Each must be
+// KeySize bytes.
+func WithPreviousKeys(keys ...[]byte) Option {
+	return func(v *Vault) { v.previous = append(v.previous, keys...) }
+}
+
 // New wraps a go-redis client. key must be KeySize (32) bytes; it is the
-// AES-256-GCM key for every value the vault writes. The vault owns client
-// from then on: Close closes it.
+// AES-256-GCM key for every value the vault writes (WithPreviousKeys adds
+// keys that only open). The vault owns client from then on: Close closes
+// it.
 func New(client redis.UniversalClient, key []byte, opts ...Option) (*Vault, error) {
 	if client == nil {
 		return nil, errors.New("vault: nil redis client")
 	}
-	if len(key) != KeySize {
-		return nil, fmt.Errorf("vault: key is %d bytes, want %d", len(key), KeySize)
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("vault: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("vault: %w", err)
-	}
-	v := &Vault{rdb: client, aead: aead, prefix: DefaultPrefix, now: time.Now}
+	v := &Vault{rdb: client, prefix: DefaultPrefix, now: time.Now}
 	for _, o := range opts {
 		o(v)
 	}
+	for i, k := range append([][]byte{key}, v.previous...) {
+		if i > 0 && len(k) != KeySize {
+			return nil, fmt.Errorf("vault: previous key %d is %d bytes, want %d", i, len(k), KeySize)
+		}
+		s, err := newSealer(k)
+		if err != nil {
+			return nil, err
+		}
+		v.keys = append(v.keys, s)
+	}
+	v.previous = nil
 	if v.now == nil {
 		v.now = time.Now
 	}
@@ -123,9 +129,10 @@ func New(client redis.UniversalClient, key []byte, opts ...Option) (*Vault, erro
 }
 
 // Get returns the record of session sid. It returns an error wrapping
-// ErrNotFound when there is none or it does not authenticate, and any other
-// error when Redis cannot be asked, in which case the caller should answer
-// "unavailable" and delete nothing.
+// ErrNotFound when there is none or it does not authenticate (an
+// *EndedError, which is also ErrNotFound, when End ended it), and any
+// other error when Redis cannot be asked, in which case the caller should
+// answer "unavailable" and delete nothing.
 func (v *Vault) Get(ctx context.Context, sid string) (*Record, error) {
 	key := v.sessionKey(sid)
 	var rec Record
@@ -143,6 +150,15 @@ func (v *Vault) Put(ctx context.Context, sid string, rec *Record, ttl time.Durat
 	if rec == nil {
 		return errors.New("vault: put session: nil record")
 	}
+	r := v.filled(rec)
+	if err := v.store(ctx, v.sessionKey(sid), sid, &r, ttl); err != nil {
+		return fmt.Errorf("vault: put session: %w", err)
+	}
+	return nil
+}
+
+// filled returns a copy of rec with a zero Created or IssuedAt set to now.
+func (v *Vault) filled(rec *Record) Record {
 	r := *rec
 	if r.Created.IsZero() {
 		r.Created = v.now()
@@ -150,10 +166,7 @@ func (v *Vault) Put(ctx context.Context, sid string, rec *Record, ttl time.Durat
 	if r.IssuedAt.IsZero() {
 		r.IssuedAt = v.now()
 	}
-	if err := v.store(ctx, v.sessionKey(sid), sid, &r, ttl); err != nil {
-		return fmt.Errorf("vault: put session: %w", err)
-	}
-	return nil
+	return r
 }
 
 // Delete removes the record of session sid. Deleting a record that does not
@@ -163,34 +176,6 @@ func (v *Vault) Delete(ctx context.Context, sid string) error {
 		return fmt.Errorf("vault: delete session: %w", err)
 	}
 	return nil
-}
-
-// PutLogin stores the login state l under the OAuth state parameter for
-// ttl, which must be positive. A zero l.Created is stored as the current
-// time.
-func (v *Vault) PutLogin(ctx context.Context, state string, l *Login, ttl time.Duration) error {
-	if l == nil {
-		return errors.New("vault: put login: nil login")
-	}
-	c := *l
-	if c.Created.IsZero() {
-		c.Created = v.now()
-	}
-	if err := v.store(ctx, v.loginKey(state), state, &c, ttl); err != nil {
-		return fmt.Errorf("vault: put login: %w", err)
-	}
-	return nil
-}
-
-// TakeLogin returns the login state stored under state and deletes it in the
-// same step (GETDEL), so of any number of concurrent callers exactly one
-// gets it and the others get ErrNotFound.
-func (v *Vault) TakeLogin(ctx context.Context, state string) (*Login, error) {
-	var l Login
-	if err := v.load(ctx, v.loginKey(state), true, "take login", &l); err != nil {
-		return nil, err
-	}
-	return &l, nil
 }
 
 // Ping checks that Redis answers.
@@ -216,8 +201,9 @@ func (v *Vault) Close() error {
 }
 
 // EmbeddedAddr returns the address of the in-process miniredis that Open
-// started, or "" when the vault talks to an outside Redis. Other clients
-// (say, a second BFF in a test) can share the vault's data through it.
+// started, or "" when the vault talks to an outside Redis. It answers only
+// clients that know its password (see EmbeddedURL); the address alone may
+// be logged.
 func (v *Vault) EmbeddedAddr() string {
 	if v.mr == nil {
 		return ""
@@ -225,11 +211,23 @@ func (v *Vault) EmbeddedAddr() string {
 	return v.mr.Addr()
 }
 
+// EmbeddedURL returns a redis:// URL, password included, through which
+// other clients (say, a second BFF in a test) can share the in-process
+// miniredis that Open started; "" when the vault talks to an outside
+// Redis. It is a secret: do not log it.
+func (v *Vault) EmbeddedURL() string {
+	if v.mr == nil {
+		return ""
+	}
+	return (&url.URL{Scheme: "redis", User: url.UserPassword("", v.mrPassword), Host: v.mr.Addr()}).String()
+}
+
 // Key layout. Ids are hashed so that a dump of Redis does not reveal the
-// session cookie's value or a pending login's state.
+// session cookie's value or a login's state.
 func (v *Vault) sessionKey(sid string) string { return v.prefix + "s:" + hashID(sid) }
 func (v *Vault) loginKey(state string) string { return v.prefix + "l:" + hashID(state) }
 func (v *Vault) lockKey(sid string) string    { return v.prefix + "lock:" + hashID(sid) }
+func (v *Vault) bucketKey(sid string) string  { return v.prefix + "f:" + hashID(sid) }
 
 func hashID(id string) string {
 	sum := sha256.Sum256([]byte(id))
@@ -274,6 +272,15 @@ func (v *Vault) load(ctx context.Context, key string, del bool, op string, val a
 	if err != nil {
 		return fmt.Errorf("vault: %s: %w", op, err)
 	}
+	if e := endedError(blob); e != nil {
+		return e
+	}
+	return v.decode(key, blob, op, val)
+}
+
+// decode opens blob, read from key, into val. A value that does not open
+// or decode is ErrNotFound.
+func (v *Vault) decode(key string, blob []byte, op string, val any) error {
 	plain, err := v.open(key, blob)
 	if err != nil {
 		// The cause (wrong key, tampering, a value moved from another key)
@@ -283,27 +290,10 @@ func (v *Vault) load(ctx context.Context, key string, del bool, op string, val a
 	if u, ok := val.(encoding.BinaryUnmarshaler); ok && (len(plain) == 0 || plain[0] != '{') {
 		err = u.UnmarshalBinary(plain)
 	} else {
-		err = json.Unmarshal(plain, val) // Login, and records written before the binary form
+		err = json.Unmarshal(plain, val) // records written before the binary form
 	}
 	if err != nil {
 		return fmt.Errorf("vault: %s: stored value does not decode: %w", op, ErrNotFound)
 	}
 	return nil
-}
-
-// seal encrypts plain with a fresh random nonce and the Redis key as
-// additional data, and returns nonce||ciphertext||tag.
-func (v *Vault) seal(key string, plain []byte) []byte {
-	ns := v.aead.NonceSize()
-	out := make([]byte, ns, ns+len(plain)+v.aead.Overhead())
-	rand.Read(out) // never fails (crypto/rand, Go 1.24+)
-	return v.aead.Seal(out, out, plain, []byte(key))
-}
-
-func (v *Vault) open(key string, blob []byte) ([]byte, error) {
-	ns := v.aead.NonceSize()
-	if len(blob) < ns+v.aead.Overhead() {
-		return nil, errors.New("short value")
-	}
-	return v.aead.Open(nil, blob[:ns], blob[ns:], []byte(key))
 }

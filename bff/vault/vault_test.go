@@ -175,8 +175,6 @@ func runVaultSuite(t *testing.T, newHarness func(t *testing.T) *harness) {
 			{"Put ttl<0", h.v.Put(ctx, "sid", sampleRecord(), -time.Second)},
 			{"Put nil", h.v.Put(ctx, "sid", nil, time.Hour)},
 			{"Put empty sid", h.v.Put(ctx, "", sampleRecord(), time.Hour)},
-			{"PutLogin ttl 0", h.v.PutLogin(ctx, "st", &Login{Verifier: "v"}, 0)},
-			{"PutLogin nil", h.v.PutLogin(ctx, "st", nil, time.Hour)},
 		}
 		for _, c := range cases {
 			if c.err == nil || errors.Is(c.err, ErrNotFound) || !strings.HasPrefix(c.err.Error(), "vault: ") {
@@ -185,6 +183,12 @@ func runVaultSuite(t *testing.T, newHarness func(t *testing.T) *harness) {
 		}
 		if _, err := h.v.TryLock(ctx, "sid", 0); err == nil {
 			t.Error("TryLock lease 0: err = nil")
+		}
+		if _, err := h.v.MarkLoginUsed(ctx, "st", 0); err == nil || !strings.HasPrefix(err.Error(), "vault: ") {
+			t.Errorf("MarkLoginUsed ttl 0: err = %v; want a vault: error", err)
+		}
+		if _, err := h.v.MarkLoginUsed(ctx, "", time.Hour); err == nil {
+			t.Error("MarkLoginUsed empty state: err = nil")
 		}
 		if n, err := h.rdb.DBSize(ctx).Result(); err != nil || n != 0 {
 			t.Fatalf("DBSIZE = %d, %v; rejected calls must store nothing", n, err)
@@ -215,7 +219,7 @@ func runVaultSuite(t *testing.T, newHarness func(t *testing.T) *harness) {
 				t.Fatal(err)
 			}
 		}
-		if err := h.v.PutLogin(ctx, "state-a", &Login{Verifier: "verifier-secret"}, time.Hour); err != nil {
+		if _, err := h.v.MarkLoginUsed(ctx, "state-a", time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		keys, err := h.rdb.Keys(ctx, "*").Result()
@@ -236,7 +240,7 @@ func runVaultSuite(t *testing.T, newHarness func(t *testing.T) *harness) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, secret := range []string{rec.AccessToken, rec.RefreshToken, "verifier-secret", rec.Subject} {
+			for _, secret := range []string{rec.AccessToken, rec.RefreshToken, rec.Subject} {
 				if strings.Contains(val, secret) {
 					t.Errorf("value of %q shows %q", k, secret)
 				}
@@ -245,7 +249,7 @@ func runVaultSuite(t *testing.T, newHarness func(t *testing.T) *harness) {
 		}
 		a, _ := h.rdb.Get(ctx, h.v.sessionKey("sid-a")).Result()
 		b, _ := h.rdb.Get(ctx, h.v.sessionKey("sid-b")).Result()
-		if a == b || a[:12] == b[:12] {
+		if a == b || a[headerSize:headerSize+12] == b[headerSize:headerSize+12] {
 			t.Error("two writes of one record share a ciphertext or nonce")
 		}
 	})
@@ -300,16 +304,11 @@ func runVaultSuite(t *testing.T, newHarness func(t *testing.T) *harness) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, dst := range []string{h.v.sessionKey("attacker"), h.v.loginKey("attacker")} {
-			if err := h.rdb.Set(ctx, dst, raw, time.Hour).Err(); err != nil {
-				t.Fatal(err)
-			}
+		if err := h.rdb.Set(ctx, h.v.sessionKey("attacker"), raw, time.Hour).Err(); err != nil {
+			t.Fatal(err)
 		}
 		if _, err := h.v.Get(ctx, "attacker"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Get of a moved record: err = %v; want ErrNotFound", err)
-		}
-		if _, err := h.v.TakeLogin(ctx, "attacker"); !errors.Is(err, ErrNotFound) {
-			t.Errorf("TakeLogin of a moved record: err = %v; want ErrNotFound", err)
 		}
 		// Another prefix is another key, too.
 		other, err := New(h.rdb, testKey, WithPrefix("other:"))
@@ -328,9 +327,6 @@ func runVaultSuite(t *testing.T, newHarness func(t *testing.T) *harness) {
 		if err := h.v.Put(ctx, "sid", sampleRecord(), time.Hour); err != nil {
 			t.Fatal(err)
 		}
-		if err := h.v.PutLogin(ctx, "state", &Login{Verifier: "v"}, time.Hour); err != nil {
-			t.Fatal(err)
-		}
 		other, err := New(h.rdb, []byte("another key, also 32 bytes long!"))
 		if err != nil {
 			t.Fatal(err)
@@ -338,55 +334,54 @@ func runVaultSuite(t *testing.T, newHarness func(t *testing.T) *harness) {
 		if _, err := other.Get(ctx, "sid"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Get: err = %v; want ErrNotFound", err)
 		}
-		if _, err := other.TakeLogin(ctx, "state"); !errors.Is(err, ErrNotFound) {
-			t.Errorf("TakeLogin: err = %v; want ErrNotFound", err)
-		}
 	})
 
-	run("TakeLoginSingleUse", func(t *testing.T, h *harness) {
-		want := &Login{Verifier: "verifier", Nonce: "nonce", ReturnTo: "/app?x=1", Created: fixedNow.Add(-time.Minute)}
-		if err := h.v.PutLogin(ctx, "state", want, time.Minute); err != nil {
-			t.Fatal(err)
+	run("MarkLoginUsedOnce", func(t *testing.T, h *harness) {
+		if used, err := h.v.LoginUsed(ctx, "state"); err != nil || used {
+			t.Fatalf("LoginUsed before = %v, %v; want false", used, err)
 		}
-		got, err := h.v.TakeLogin(ctx, "state")
-		if err != nil || !reflect.DeepEqual(got, want) {
-			t.Fatalf("TakeLogin = %+v, %v; want %+v", got, err, want)
+		if first, err := h.v.MarkLoginUsed(ctx, "state", time.Minute); err != nil || !first {
+			t.Fatalf("first MarkLoginUsed = %v, %v; want true", first, err)
 		}
-		if _, err := h.v.TakeLogin(ctx, "state"); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("second TakeLogin: err = %v; want ErrNotFound", err)
+		if used, err := h.v.LoginUsed(ctx, "state"); err != nil || !used {
+			t.Fatalf("LoginUsed after = %v, %v; want true", used, err)
 		}
-		if _, err := h.v.TakeLogin(ctx, "never-put"); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("TakeLogin of an unknown state: err = %v; want ErrNotFound", err)
+		if first, err := h.v.MarkLoginUsed(ctx, "state", time.Minute); err != nil || first {
+			t.Fatalf("second MarkLoginUsed = %v, %v; want false", first, err)
 		}
-		// A login and a session with the same id do not collide.
+		// A used state and a session with the same id do not collide.
 		if err := h.v.Put(ctx, "same", sampleRecord(), time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := h.v.TakeLogin(ctx, "same"); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("TakeLogin read a session: err = %v", err)
+		if used, err := h.v.LoginUsed(ctx, "same"); err != nil || used {
+			t.Fatalf("LoginUsed read a session: %v, %v", used, err)
+		}
+		if _, err := h.v.Get(ctx, "state"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Get read a used login: err = %v", err)
 		}
 	})
 
-	run("TakeLoginExpires", func(t *testing.T, h *harness) {
-		if err := h.v.PutLogin(ctx, "state", &Login{Verifier: "v"}, h.ttl); err != nil {
+	run("MarkLoginUsedExpires", func(t *testing.T, h *harness) {
+		if _, err := h.v.MarkLoginUsed(ctx, "state", h.ttl); err != nil {
 			t.Fatal(err)
 		}
 		h.advance(h.ttl + 200*time.Millisecond)
-		if _, err := h.v.TakeLogin(ctx, "state"); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("err = %v; want ErrNotFound", err)
+		if used, err := h.v.LoginUsed(ctx, "state"); err != nil || used {
+			t.Fatalf("LoginUsed after the ttl = %v, %v; want false", used, err)
 		}
 	})
 
-	run("TakeLoginConcurrent", func(t *testing.T, h *harness) {
-		if err := h.v.PutLogin(ctx, "state", &Login{Verifier: "v", ReturnTo: "/"}, time.Minute); err != nil {
-			t.Fatal(err)
-		}
+	run("MarkLoginUsedConcurrent", func(t *testing.T, h *harness) {
+		errUsed := errors.New("already used")
 		wins, misses, others := race(20, func() error {
-			_, err := h.v.TakeLogin(ctx, "state")
+			first, err := h.v.MarkLoginUsed(ctx, "state", time.Minute)
+			if err == nil && !first {
+				return errUsed
+			}
 			return err
-		}, ErrNotFound)
+		}, errUsed)
 		if wins != 1 || misses != 19 || len(others) > 0 {
-			t.Fatalf("wins, ErrNotFound, other errors = %d, %d, %v; want 1, 19, none", wins, misses, others)
+			t.Fatalf("wins, losses, other errors = %d, %d, %v; want 1, 19, none", wins, misses, others)
 		}
 	})
 
@@ -394,6 +389,10 @@ func runVaultSuite(t *testing.T, newHarness func(t *testing.T) *harness) {
 	outageSuite(t, run)
 	circuitSuite(t, run)
 	discoverySuite(t, run)
+	rotationSuite(t, run)
+	endedSuite(t, run)
+	throttleSuite(t, run)
+	touchSuite(t, run)
 }
 
 // race runs f in n goroutines released at once and counts the nil results,

@@ -56,8 +56,11 @@ const (
 func TestOutageRecoveryAtScale(t *testing.T) {
 	start := time.Now()
 	c := startCluster(t, options{accessTTL: recoveryTTL, providerTimeout: recoveryTimeout, retryAfter: time.Second,
-		env: []string{"TETHER_SCOPES=profile"}}) // see above
-
+		env: []string{"TETHER_SCOPES=profile", "TETHER_METRICS_ADDR=127.0.0.1:0"}}) // see above
+	metricsURL, err := c.bffs[0].WaitListening("tether: metrics on ", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ss := make([]*session, recoverySessions)
 	errs := make([]error, recoverySessions)
 	runBounded(recoverySessions, 48, func(i int) { ss[i], errs[i] = c.login(i) })
@@ -79,7 +82,7 @@ func TestOutageRecoveryAtScale(t *testing.T) {
 				// round sees both phases.
 				sleepUntil(start.Add(recoveryTTL/2 - 3*time.Second))
 			}
-			recoveryRound(t, c, ss, mode)
+			recoveryRound(t, c, ss, mode, metricsURL)
 		})
 		if !ok {
 			break
@@ -98,7 +101,7 @@ type outcome struct {
 	maxAdvice time.Duration
 }
 
-func recoveryRound(t *testing.T, c *cluster, ss []*session, mode devprovider.OutageMode) {
+func recoveryRound(t *testing.T, c *cluster, ss []*session, mode devprovider.OutageMode, metricsURL string) {
 	ctx := t.Context()
 	if err := c.ctl.ResetStats(ctx); err != nil {
 		t.Fatal(err)
@@ -135,7 +138,7 @@ func recoveryRound(t *testing.T, c *cluster, ss []*session, mode devprovider.Out
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
-			if hitsAtOpen.Load() < 0 && c.circuitOpen(0) {
+			if hitsAtOpen.Load() < 0 && circuitOpen(metricsURL) {
 				st, err := c.ctl.Stats(ctx)
 				if err == nil {
 					hitsAtOpen.Store(st.OutageHits)
@@ -287,10 +290,10 @@ func refreshPoint(tok wire.TokenResponse) time.Time {
 	return time.Unix(tok.ExpiresAt-tok.RefreshBuffer, 0)
 }
 
-// circuitOpen reports whether replica i's /metrics shows the provider's
-// circuit open or half-open.
-func (c *cluster) circuitOpen(i int) bool {
-	resp, err := http.Get(c.urls[i] + "/metrics")
+// circuitOpen reports whether a replica's metrics (at metricsURL) show
+// the provider's circuit open or half-open.
+func circuitOpen(metricsURL string) bool {
+	resp, err := http.Get(metricsURL)
 	if err != nil {
 		return false
 	}

@@ -83,8 +83,10 @@ func (b Binaries) StartTether(name string, env ...string) (*Proc, string, error)
 			return nil, "", err
 		}
 		u := "http://" + addr
+		// Metrics are off unless env asks for them: their default loopback
+		// port would be taken by the second replica.
 		p, err := Start(name, b.Tether, nil,
-			append(append([]string{"TETHER_LOG_FORMAT=json"}, env...), "TETHER_ADDR="+addr, "TETHER_PUBLIC_URL="+u)...)
+			append(append([]string{"TETHER_LOG_FORMAT=json", "TETHER_METRICS_ADDR=off"}, env...), "TETHER_ADDR="+addr, "TETHER_PUBLIC_URL="+u)...)
 		if err != nil {
 			return nil, "", err
 		}

@@ -14,6 +14,8 @@ func Status(code string) int {
 		return 404
 	case ErrMethodNotAllowed:
 		return 405
+	case ErrTooManyRefreshes:
+		return 429
 	case ErrProviderUnavailable, ErrStorageUnavailable:
 		return 503
 	default:

@@ -35,7 +35,8 @@ const (
 	HeaderCSRF = "X-CSRF"
 	// CSRFValue is the only accepted value of HeaderCSRF.
 	CSRFValue = "1"
-	// HeaderRetryAfter carries the seconds to wait after ErrProviderUnavailable.
+	// HeaderRetryAfter carries the seconds to wait after ErrProviderUnavailable,
+	// ErrStorageUnavailable or ErrTooManyRefreshes.
 	HeaderRetryAfter = "Retry-After"
 	// HeaderAuthorization carries the access token to API origins.
 	HeaderAuthorization = "Authorization"
@@ -67,6 +68,11 @@ const (
 	// ErrStorageUnavailable: the vault (Redis) could not be reached. Nothing
 	// was deleted; retry. HTTP 503.
 	ErrStorageUnavailable = "storage_unavailable"
+	// ErrTooManyRefreshes: the session asked for more forced refreshes
+	// (TokenRequest.Force) than the BFF allows. Nothing was deleted; a
+	// client treats it like ErrProviderUnavailable and retries after the
+	// Retry-After header. HTTP 429.
+	ErrTooManyRefreshes = "too_many_refreshes"
 	// ErrMethodNotAllowed: wrong HTTP method for the route. HTTP 405.
 	ErrMethodNotAllowed = "method_not_allowed"
 	// ErrNotFound: no such route. HTTP 404.
@@ -85,6 +91,9 @@ const (
 	// ReasonExpired: the refresh token (or a token that could not be
 	// refreshed) reached the end of its life.
 	ReasonExpired = "expired"
+	// ReasonSignedOut: the session was ended by a logout (from this tab,
+	// another tab or another device holding the same session).
+	ReasonSignedOut = "signed_out"
 )
 
 // ErrorBody is the JSON body of every BFF error response.

@@ -20,6 +20,7 @@ func TestStatus(t *testing.T) {
 		{ErrInvalidRequest, 400},
 		{ErrProviderUnavailable, 503},
 		{ErrStorageUnavailable, 503},
+		{ErrTooManyRefreshes, 429},
 		{"no_such_code", 500},
 	}
 	for _, c := range cases {

@@ -29,13 +29,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/tetherauth/tether/bff"
 	"github.com/tetherauth/tether/bff/demo"
 )
 
@@ -50,10 +50,7 @@ func main() {
 
 func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
 	gin.SetMode(gin.ReleaseMode)
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	if getenv("TETHER_LOG_FORMAT") == "json" {
-		log = slog.New(slog.NewJSONHandler(stderr, nil))
-	}
+	log := bff.NewLogger(getenv("TETHER_LOG_FORMAT"), getenv("TETHER_LOG_LEVEL"), stderr)
 	d, err := demo.Start(ctx, demo.Options{
 		Addr:   getenv("TETHER_ADDR"),
 		WebDir: getenv("TETHER_WEB_DIR"),

@@ -1,13 +1,14 @@
 // Command tether is the Tether BFF. It reads its configuration from TETHER_*
 // variables (see the README), serves /bff/* and, with TETHER_WEB_DIR, the
-// page, and stops gracefully on SIGINT or SIGTERM.
+// page on TETHER_ADDR, the Prometheus metrics on TETHER_METRICS_ADDR (a
+// listener of their own, loopback by default), and stops gracefully on
+// SIGINT or SIGTERM.
 package main
 
 import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -31,10 +32,14 @@ func main() {
 // environment, and it returns when ctx is done.
 func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
 	gin.SetMode(gin.ReleaseMode)
-	log := newLogger(getenv("TETHER_LOG_FORMAT"), getenv("TETHER_LOG_LEVEL"), stderr)
+	log := bff.NewLogger(getenv("TETHER_LOG_FORMAT"), getenv("TETHER_LOG_LEVEL"), stderr)
 	addr := getenv("TETHER_ADDR")
 	if addr == "" {
 		addr = "127.0.0.1:8080"
+	}
+	metricsAddr := getenv("TETHER_METRICS_ADDR")
+	if metricsAddr == "" {
+		metricsAddr = defaultMetricsAddr
 	}
 	cfg, err := bff.FromEnv(getenv)
 	if err != nil {
@@ -50,20 +55,20 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	if err != nil {
 		return fmt.Errorf("TETHER_ADDR %q: %w", addr, err)
 	}
+	var mln net.Listener
+	if metricsAddr != "off" {
+		if mln, err = net.Listen("tcp", metricsAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("TETHER_METRICS_ADDR %q (an address for the metrics listener, or off): %w", metricsAddr, err)
+		}
+	}
 	fmt.Fprintf(stdout, "tether: listening on http://%s (public URL %s)\n", ln.Addr(), cfg.PublicURL)
-	return bff.Serve(ctx, ln, srv)
+	if mln != nil {
+		fmt.Fprintf(stdout, "tether: metrics on http://%s/metrics\n", mln.Addr())
+	}
+	return bff.ServeWithMetrics(ctx, ln, mln, srv)
 }
 
-// newLogger builds the process logger: JSON when format is "json", else
-// text; level is debug, info (default), warn or error.
-func newLogger(format, level string, w io.Writer) *slog.Logger {
-	var lv slog.Level
-	if lv.UnmarshalText([]byte(level)) != nil {
-		lv = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
+// defaultMetricsAddr is where the metrics are served without
+// TETHER_METRICS_ADDR: loopback only.
+const defaultMetricsAddr = "127.0.0.1:9100"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -48,6 +49,7 @@ func devEnv(issuer string) env {
 		"TETHER_CLIENT_ID":     devprovider.DefaultClientID,
 		"TETHER_CLIENT_SECRET": secret,
 		"TETHER_ADDR":          "127.0.0.1:0",
+		"TETHER_METRICS_ADDR":  "127.0.0.1:0",
 	}
 }
 
@@ -76,7 +78,18 @@ func start(t *testing.T, e env) *running {
 	return r
 }
 
-var listening = regexp.MustCompile(`listening on (http://\S+)`)
+var (
+	listening        = regexp.MustCompile(`listening on (http://\S+)`)
+	metricsListening = regexp.MustCompile(`metrics on (http://\S+)/metrics`)
+)
+
+// metricsURL returns the metrics base URL from run's output, or "".
+func (r *running) metricsURL() string {
+	if m := metricsListening.FindStringSubmatch(r.stdout.String()); m != nil {
+		return m[1]
+	}
+	return ""
+}
 
 // waitListening returns the base URL from run's "listening on" line.
 func (r *running) waitListening(t *testing.T) string {
@@ -156,6 +169,20 @@ func TestRunServesAndStops(t *testing.T) {
 	if code, _ := get(t, base+"/readyz"); code != 200 {
 		t.Errorf("GET /readyz = %d; want 200", code)
 	}
+	// Metrics are on their own listener, not the app's.
+	if code, _ := get(t, base+"/metrics"); code != 404 {
+		t.Errorf("GET /metrics on the app's listener = %d; want 404", code)
+	}
+	metrics := r.metricsURL()
+	if metrics == "" || metrics == base || !strings.HasPrefix(metrics, "http://127.0.0.1:") {
+		t.Fatalf("metrics listener %q; want its own on 127.0.0.1 (stdout %q)", metrics, r.stdout.String())
+	}
+	if code, body := get(t, metrics+"/metrics"); code != 200 || !strings.Contains(body, "tether_token_requests_total") && !strings.Contains(body, "go_goroutines") {
+		t.Errorf("GET %s/metrics = %d; want 200 with the series", metrics, code)
+	}
+	if code, _ := get(t, metrics+"/bff/login"); code != 404 {
+		t.Errorf("the metrics listener answers /bff/login: %d", code)
+	}
 	// /bff/login goes to the dev provider's authorization endpoint.
 	c := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := c.Get(base + "/bff/login")
@@ -180,9 +207,46 @@ func TestRunServesAndStops(t *testing.T) {
 	if _, err := (&http.Client{Timeout: time.Second}).Get(base + "/healthz"); err == nil {
 		t.Error("still answering after run returned")
 	}
+	if _, err := (&http.Client{Timeout: time.Second}).Get(metrics + "/metrics"); err == nil {
+		t.Error("the metrics listener still answers after run returned")
+	}
 	if strings.Contains(r.stderr.String(), secret) || strings.Contains(r.stdout.String(), secret) {
 		t.Error("the client secret is in the output")
 	}
+}
+
+func TestRunMetricsAddr(t *testing.T) {
+	t.Run("off", func(t *testing.T) {
+		e := devEnv(startDev(t))
+		e["TETHER_METRICS_ADDR"] = "off"
+		r := start(t, e)
+		base := r.waitListening(t)
+		if code, _ := get(t, base+"/healthz"); code != 200 {
+			t.Errorf("GET /healthz = %d", code)
+		}
+		if m := r.metricsURL(); m != "" {
+			t.Errorf("TETHER_METRICS_ADDR=off still serves metrics on %s", m)
+		}
+		if code, _ := get(t, base+"/metrics"); code != 404 {
+			t.Errorf("GET /metrics on the app = %d; want 404", code)
+		}
+	})
+	t.Run("taken", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		e := devEnv(startDev(t))
+		e["TETHER_METRICS_ADDR"] = ln.Addr().String()
+		var stdout, stderr logbuf.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err = run(ctx, e.get, &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), "TETHER_METRICS_ADDR") {
+			t.Fatalf("run = %v; want an error naming TETHER_METRICS_ADDR", err)
+		}
+	})
 }
 
 func TestRunJSONLogs(t *testing.T) {

@@ -251,6 +251,7 @@ func TestRunStoredDiscovery(t *testing.T) {
 	e["TETHER_VAULT_KEY"] = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 	e["TETHER_SESSION_KEYS"] = "HyAhIiMkJSYnKCkqKywtLi8wMTIzNDU2Nzg5Ojs8PT4="
 	e["TETHER_PROVIDER_TIMEOUT"] = "500ms"
+	e["TETHER_FORCE_MIN_AGE"] = "1ms" // the test forces two refreshes in a row
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -291,9 +291,10 @@ func (b *testbed) usedMemory() (int64, error) {
 	return strconv.ParseInt(v, 10, 64)
 }
 
-// bffMemory reads the BFF's heap in use and resident set from /metrics.
+// bffMemory reads the BFF's heap in use and resident set from its metrics
+// listener.
 func (b *testbed) bffMemory(ctx context.Context) (heap, rss float64, err error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.bffURL+"/metrics", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.metricsURL+"/metrics", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, 0, fmt.Errorf("tether-bench: metrics: %w", err)

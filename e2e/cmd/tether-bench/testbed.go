@@ -25,8 +25,10 @@ type testbed struct {
 	redis  *redistest.Server // also for measurements, not for the code under test
 	dev    *devprovider.Controls
 	bffURL string
-	procs  []*stack.Proc
-	tr     *http.Transport // logins and the storm
+	// metricsURL is the BFF's metrics listener (TETHER_METRICS_ADDR).
+	metricsURL string
+	procs      []*stack.Proc
+	tr         *http.Transport // logins and the storm
 }
 
 // startTestbed builds the tether and devprovider binaries and starts the
@@ -55,7 +57,12 @@ func startTestbed(ctx context.Context) (b *testbed, err error) {
 	}
 	b.procs = append(b.procs, dev)
 	b.dev = &devprovider.Controls{URL: devURL}
-	bff, bffURL, err := bins.StartTether("tether",
+	maddr, err := stack.FreeAddr()
+	if err != nil {
+		return b, err
+	}
+	b.metricsURL = "http://" + maddr
+	bff, bffURL, err := bins.StartTether("tether", "TETHER_METRICS_ADDR="+maddr,
 		"TETHER_REDIS_URL=redis://"+b.redis.Addr,
 		"TETHER_VAULT_KEY="+stack.RandomKey(), "TETHER_SESSION_KEYS="+stack.RandomKey(),
 		"TETHER_ISSUER="+devURL,

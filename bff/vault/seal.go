@@ -1,0 +1,110 @@
+package vault
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+)
+
+// Sealed values. A value written now is
+//
+//	sealFormat (1 byte) || key id (4 bytes) || nonce (12) || ciphertext || tag (16)
+//
+// sealed with AES-256-GCM under the key the id names, with the header and
+// the full Redis key as additional data. Values written before key ids
+// existed are nonce || ciphertext || tag, the Redis key alone as
+// additional data; they still open, under any of the vault's keys.
+const (
+	sealFormat = 0x01
+	keyIDSize  = 4
+	headerSize = 1 + keyIDSize
+)
+
+// sealer is one AES-256-GCM key and its id.
+type sealer struct {
+	id   [keyIDSize]byte
+	aead cipher.AEAD
+}
+
+// newSealer checks key and makes its cipher. The id is the first bytes of
+// a SHA-256 of the key under a label of its own: it tells keys apart
+// without saying anything useful about them.
+func newSealer(key []byte) (sealer, error) {
+	if len(key) != KeySize {
+		return sealer{}, fmt.Errorf("vault: key is %d bytes, want %d", len(key), KeySize)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return sealer{}, fmt.Errorf("vault: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return sealer{}, fmt.Errorf("vault: %w", err)
+	}
+	s := sealer{aead: aead}
+	sum := sha256.Sum256(append([]byte("tether vault key id\x00"), key...))
+	copy(s.id[:], sum[:])
+	return s, nil
+}
+
+// KeyID returns the id that values sealed under key carry (see
+// WithPreviousKeys), for logs and operators: it does not reveal the key.
+func KeyID(key []byte) (string, error) {
+	s, err := newSealer(key)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%x", s.id), nil
+}
+
+// seal encrypts plain under the vault's first key with a fresh random
+// nonce, bound to the Redis key.
+func (v *Vault) seal(key string, plain []byte) []byte {
+	s := v.keys[0]
+	ns := s.aead.NonceSize()
+	out := make([]byte, headerSize+ns, headerSize+ns+len(plain)+s.aead.Overhead())
+	out[0] = sealFormat
+	copy(out[1:headerSize], s.id[:])
+	rand.Read(out[headerSize:]) // never fails (crypto/rand, Go 1.24+)
+	return s.aead.Seal(out, out[headerSize:], plain, additionalData(out[:headerSize], key))
+}
+
+// errSealed is a value that does not open under any of the vault's keys.
+var errSealed = errors.New("value does not open")
+
+// open decrypts what seal wrote under any of the vault's keys, or a value
+// from before key ids.
+func (v *Vault) open(key string, blob []byte) ([]byte, error) {
+	ns, overhead := v.keys[0].aead.NonceSize(), v.keys[0].aead.Overhead()
+	if len(blob) >= headerSize+ns+overhead && blob[0] == sealFormat {
+		ad := additionalData(blob[:headerSize], key)
+		nonce, ct := blob[headerSize:headerSize+ns], blob[headerSize+ns:]
+		for _, s := range v.keys {
+			if !bytes.Equal(s.id[:], blob[1:headerSize]) {
+				continue
+			}
+			if plain, err := s.aead.Open(nil, nonce, ct, ad); err == nil {
+				return plain, nil
+			}
+		}
+	}
+	// A value from before key ids (its first byte is random: it may look
+	// like sealFormat by chance).
+	if len(blob) >= ns+overhead {
+		for _, s := range v.keys {
+			if plain, err := s.aead.Open(nil, blob[:ns], blob[ns:], []byte(key)); err == nil {
+				return plain, nil
+			}
+		}
+	}
+	return nil, errSealed
+}
+
+func additionalData(header []byte, key string) []byte {
+	ad := make([]byte, 0, len(header)+len(key))
+	return append(append(ad, header...), key...)
+}
