@@ -98,7 +98,7 @@ type breaker struct {
 	obs       CircuitObserver // nil: not observed
 	onChange  func()          // called when the circuit opens or closes
 
-	flight singleflight.Group // "sync" and "probe"
+	flight singleflight.Group // "sync", "probe" and "watch"
 
 	mu       sync.Mutex
 	open     bool

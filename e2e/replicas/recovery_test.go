@@ -15,13 +15,14 @@ import (
 	"github.com/tetherauth/tether/shared/wire"
 )
 
-// Timings of the recovery test. Access tokens live 20 s and are due in
+// Timings of the recovery test. Access tokens live 16 s and are due in
 // their second half; every round's outage lasts longer than a token, so
 // each session goes through degraded (due, still valid) and
-// provider_unavailable (expired) before the provider is back.
+// provider_unavailable (expired), and has no usable token left when the
+// provider is back.
 const (
 	recoverySessions = 1000
-	recoveryTTL      = 20 * time.Second
+	recoveryTTL      = 16 * time.Second
 	recoveryOutage   = 20 * time.Second
 	probeInterval    = 2 * time.Second // the BFF's default TETHER_PROBE_INTERVAL
 	recoveryTimeout  = time.Second     // TETHER_PROVIDER_TIMEOUT
@@ -57,6 +58,7 @@ func TestOutageRecoveryAtScale(t *testing.T) {
 	start := time.Now()
 	c := startCluster(t, options{accessTTL: recoveryTTL, providerTimeout: recoveryTimeout, retryAfter: time.Second,
 		env: []string{"TETHER_SCOPES=profile", "TETHER_METRICS_ADDR=127.0.0.1:0"}}) // see above
+	c.tr.MaxIdleConnsPerHost = 2 * recoverySessions // every client keeps its connection
 	metricsURL, err := c.bffs[0].WaitListening("tether: metrics on ", 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +84,10 @@ func TestOutageRecoveryAtScale(t *testing.T) {
 				// round sees both phases.
 				sleepUntil(start.Add(recoveryTTL/2 - 3*time.Second))
 			}
-			recoveryRound(t, c, ss, mode, metricsURL)
+			// Other canaries each round: a forced refresh of a token that a
+			// forced refresh issued moments ago is answered with that token
+			// (TETHER_FORCE_MIN_AGE), without a provider call.
+			recoveryRound(t, c, ss, mode, metricsURL, i*canaries)
 		})
 		if !ok {
 			break
@@ -101,7 +106,7 @@ type outcome struct {
 	maxAdvice time.Duration
 }
 
-func recoveryRound(t *testing.T, c *cluster, ss []*session, mode devprovider.OutageMode, metricsURL string) {
+func recoveryRound(t *testing.T, c *cluster, ss []*session, mode devprovider.OutageMode, metricsURL string, firstCanary int) {
 	ctx := t.Context()
 	if err := c.ctl.ResetStats(ctx); err != nil {
 		t.Fatal(err)
@@ -126,7 +131,7 @@ func recoveryRound(t *testing.T, c *cluster, ss []*session, mode devprovider.Out
 	deadline := t0.Add(recoveryOutage + 30*time.Second)
 
 	// Calls and circuit state sampled while the round runs.
-	var hitsAtOpen atomic.Int64
+	var hitsAtOpen, closedAt atomic.Int64 // closedAt: UnixNano replica 0 showed it closed after the recovery
 	hitsAtOpen.Store(-1)
 	stopWatch := make(chan struct{})
 	watched := make(chan struct{})
@@ -138,11 +143,14 @@ func recoveryRound(t *testing.T, c *cluster, ss []*session, mode devprovider.Out
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
-			if hitsAtOpen.Load() < 0 && circuitOpen(metricsURL) {
+			switch {
+			case hitsAtOpen.Load() < 0 && circuitOpen(metricsURL):
 				st, err := c.ctl.Stats(ctx)
 				if err == nil {
 					hitsAtOpen.Store(st.OutageHits)
 				}
+			case recovered.Load() != 0 && closedAt.Load() == 0 && !circuitOpen(metricsURL):
+				closedAt.Store(time.Now().UnixNano())
 			}
 		}
 	}()
@@ -150,7 +158,8 @@ func recoveryRound(t *testing.T, c *cluster, ss []*session, mode devprovider.Out
 	out := make([]outcome, len(ss))
 	var wg sync.WaitGroup
 	for i := range ss {
-		wg.Go(func() { out[i] = c.follow(ss[i], i, current[i], i < canaries, &recovered, deadline) })
+		canary := i >= firstCanary && i < firstCanary+canaries
+		wg.Go(func() { out[i] = c.follow(ss[i], i, current[i], canary, &recovered, deadline) })
 	}
 	time.Sleep(time.Until(t0.Add(recoveryOutage)))
 	st, err := c.ctl.Stats(ctx)
@@ -201,8 +210,8 @@ func recoveryRound(t *testing.T, c *cluster, ss []*session, mode devprovider.Out
 	slices.Sort(latencies)
 	took := last.Sub(rec)
 	opened := hitsAtOpen.Load()
-	t.Logf("%s: %d provider calls during the %v outage (%d until the circuit opened on replica 0); last session served %v after the recovery (session %d; median %v); %d client calls, %d degraded answers, %d provider_unavailable; largest Retry-After %v; after: %d refreshes, %d reuses",
-		mode, st.OutageHits, recoveryOutage, opened, took.Round(time.Millisecond), slowest, pct(latencies, 50).Round(time.Millisecond),
+	t.Logf("%s: %d provider calls during the %v outage (%d until the circuit opened on replica 0); circuit closed %v after the recovery; last session served %v after it (session %d; median %v); %d client calls, %d degraded answers, %d provider_unavailable; largest Retry-After %v; after: %d refreshes, %d reuses",
+		mode, st.OutageHits, recoveryOutage, opened, time.Unix(0, closedAt.Load()).Sub(rec).Round(time.Millisecond), took.Round(time.Millisecond), slowest, pct(latencies, 50).Round(time.Millisecond),
 		calls, degraded, unavailable, maxAdvice, after.RefreshToken, after.RefreshReuse)
 
 	if limit := int64(recoveryOutage/probeInterval) + canaries; st.OutageHits > limit {
@@ -265,7 +274,17 @@ func (c *cluster) follow(s *session, i int, tok wire.TokenResponse, canary bool,
 			o.degraded++
 			wait = time.Duration(a.tok.RetryAfter) * time.Second
 		case a.status == http.StatusOK:
-			wait = max(time.Until(refreshPoint(a.tok)), 100*time.Millisecond) // not due yet by the BFF's clock
+			time.Sleep(max(time.Until(refreshPoint(a.tok)), 100*time.Millisecond)) // not due yet by the BFF's clock
+			continue
+		case a.status == http.StatusTooManyRequests && a.err.Error == wire.ErrTooManyRefreshes:
+			// A canary's forced refreshes are rationed per session; the
+			// browser client waits as told and asks again.
+			n, err := strconv.Atoi(a.retryAfter)
+			if err != nil || n < 1 {
+				o.lost = &a
+				return o
+			}
+			wait = time.Duration(n) * time.Second
 		case a.status == http.StatusServiceUnavailable && a.err.Error == wire.ErrProviderUnavailable:
 			o.failed++
 			n, err := strconv.Atoi(a.retryAfter)
