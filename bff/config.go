@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tetherauth/tether/bff/provider"
+	"github.com/tetherauth/tether/bff/refresh"
 )
 
 // Config is everything the BFF needs. FromEnv fills it from TETHER_*
@@ -77,9 +78,18 @@ type Config struct {
 	SessionMaxAge time.Duration
 	// ProviderTimeout bounds each call to the provider. Default 10 seconds.
 	ProviderTimeout time.Duration
-	// RetryAfter is what the BFF advises when the provider is down and the
-	// provider gave no Retry-After itself. Default 5 seconds.
+	// RetryAfter is what the BFF advises when the session store is
+	// unreachable or a refresh cannot be attempted. Default 5 seconds.
 	RetryAfter time.Duration
+
+	// ProbeInterval is how often, while the provider's circuit breaker is
+	// open, one refresh in the whole deployment is let through as a probe
+	// (plus up to a tenth of jitter); the Retry-After of provider_unavailable
+	// is the time to that probe. Default 2 seconds.
+	ProbeInterval time.Duration
+	// RetryAfterMax caps every Retry-After the BFF sends, whatever the
+	// provider asked for. Default 30 seconds.
+	RetryAfterMax time.Duration
 
 	// ForceMinAge: a forced refresh ({"force":true}) of a token that a
 	// forced refresh issued less than min(ForceMinAge, a quarter of its
@@ -153,6 +163,8 @@ const (
 	DefaultSessionMaxAge   = 30 * 24 * time.Hour
 	DefaultProviderTimeout = 10 * time.Second
 	DefaultRetryAfter      = 5 * time.Second
+	DefaultProbeInterval   = refresh.DefaultProbeInterval
+	DefaultRetryAfterMax   = refresh.DefaultRetryAfterMax
 	DefaultForceMinAge     = 5 * time.Second
 	DefaultForceRate       = 6 // a minute
 	DefaultForceBurst      = 3
@@ -211,6 +223,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		{"TETHER_SESSION_MAX_AGE", &c.SessionMaxAge},
 		{"TETHER_PROVIDER_TIMEOUT", &c.ProviderTimeout},
 		{"TETHER_RETRY_AFTER", &c.RetryAfter},
+		{"TETHER_PROBE_INTERVAL", &c.ProbeInterval},
+		{"TETHER_RETRY_AFTER_MAX", &c.RetryAfterMax},
 	}
 	for _, d := range durations {
 		if *d.dst, err = parseDuration(getenv(d.name)); err != nil {
@@ -409,6 +423,15 @@ func (c *Config) validate() error {
 	}
 	if c.RetryAfter == 0 {
 		c.RetryAfter = DefaultRetryAfter
+	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = DefaultProbeInterval
+	}
+	if c.RetryAfterMax == 0 {
+		c.RetryAfterMax = DefaultRetryAfterMax
+	}
+	if c.RetryAfterMax < time.Second {
+		return &ConfigError{"TETHER_RETRY_AFTER_MAX", fmt.Errorf("%v is less than a second (Retry-After is in whole seconds)", c.RetryAfterMax)}
 	}
 	if c.ForceMinAge == 0 {
 		c.ForceMinAge = DefaultForceMinAge

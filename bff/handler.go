@@ -46,6 +46,7 @@ type sessionVault interface {
 	MarkLoginUsed(ctx context.Context, state string, ttl time.Duration) (bool, error)
 	LoginUsed(ctx context.Context, state string) (bool, error)
 	Ping(ctx context.Context) error
+	Circuit(name string) *vault.Circuit
 	Close() error
 }
 
@@ -79,16 +80,20 @@ type Handler struct {
 	cookieName string
 	cookies    *cookieStore
 	logins     *loginCookies
-	pageCSP    []string     // the page's Content-Security-Policy header
-	web        http.Handler // static files; nil without WebDir
-	api        *apiProxy    // proxy mode; nil without APIRoutes
+	pageCSP    []string      // the page's Content-Security-Policy header
+	web        http.Handler  // static files; nil without WebDir
+	api        *apiProxy     // proxy mode; nil without APIRoutes
+	slot       *providerSlot // the provider while New's discovery runs; nil if given ready
+	disc       *discoverer   // background discovery; nil when not needed
 }
 
 // loginTTL is how long a login (its cookie, its state) stays valid.
 const loginTTL = 10 * time.Minute
 
 // New checks cfg, connects the vault and the provider, and builds the
-// router. The caller must Close the Handler.
+// router. A provider whose discovery fails for a reason that may pass
+// does not stop it (see startProvider); a configuration error does. The
+// caller must Close the Handler.
 func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -109,19 +114,20 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if addr := v.EmbeddedAddr(); addr != "" {
 		log.Info("TETHER_REDIS_URL is not set: using an embedded in-process Redis (one replica only)", "addr", addr)
 	}
-	pc := cfg.providerConfig()
-	pc.HTTPClient, pc.Now, pc.Logger = &http.Client{Timeout: 3 * cfg.ProviderTimeout}, cfg.Now, log
-	p, err := provider.New(ctx, pc)
-	if err != nil {
-		v.Close()
-		return nil, &ConfigError{cfg.providerVar(), err}
-	}
-	s := newHandler(cfg, v, p)
+	slot := &providerSlot{}
+	s := newHandler(cfg, v, slot)
+	s.slot = slot
 	if cfg.WebDir != "" {
 		if s.web, err = newWebHandler(cfg); err != nil {
 			v.Close()
 			return nil, &ConfigError{"TETHER_WEB_DIR", err}
 		}
+	}
+	pc := cfg.providerConfig()
+	pc.HTTPClient, pc.Now, pc.Logger = &http.Client{Timeout: 3 * cfg.ProviderTimeout}, cfg.Now, log
+	if err := s.startProvider(ctx, pc, v); err != nil {
+		v.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -139,6 +145,7 @@ func newHandler(cfg Config, v sessionVault, p oauthProvider) *Handler {
 		refresher: refresh.New(v, p, refresh.Config{
 			Buffer: cfg.RefreshBuffer, SessionMaxAge: cfg.SessionMaxAge,
 			ProviderTimeout: cfg.ProviderTimeout, RetryAfter: cfg.RetryAfter,
+			Circuit: v.Circuit(cfg.circuitName()), ProbeInterval: cfg.ProbeInterval, RetryAfterMax: cfg.RetryAfterMax,
 			ForceMinAge: cfg.ForceMinAge, ForceEvery: cfg.forceEvery(), ForceBurst: cfg.ForceBurst, IdleTimeout: cfg.idleTimeout(),
 			Logger: cfg.Logger, Observer: m, Now: cfg.Now,
 		}),
@@ -158,6 +165,16 @@ func newHandler(cfg Config, v sessionVault, p oauthProvider) *Handler {
 	return s
 }
 
+// circuitName names the provider's circuit breaker, which every replica
+// configured for the same provider shares: its token endpoint, else its
+// issuer.
+func (c *Config) circuitName() string {
+	if c.TokenURL != "" {
+		return c.TokenURL
+	}
+	return c.Issuer
+}
+
 // ServeHTTP answers one request. The Handler's own Gin engine is built on
 // the first call: an application that mounts the routes on its router
 // (Register) never builds it.
@@ -173,7 +190,19 @@ func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Handler) MetricsHandler() http.Handler { return s.metrics.handler() }
 
 // Close releases the vault (and stops the embedded Redis, if any).
-func (s *Handler) Close() error { return s.vault.Close() }
+func (s *Handler) Close() error {
+	s.disc.close()
+	return s.vault.Close()
+}
+
+// providerReady reports whether the provider's endpoints are known (see
+// startProvider), and says why not or where they came from.
+func (s *Handler) providerReady() (bool, string) {
+	if s.slot == nil {
+		return true, ""
+	}
+	return s.slot.ready()
+}
 
 func (s *Handler) routes() *gin.Engine {
 	r := gin.New()

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/gin-contrib/sessions"
@@ -32,6 +33,9 @@ func (s *Handler) handleLogin(c *gin.Context) {
 		writeError(c, wire.ErrInvalidReturnTo, "", "return_to must be a path on this site of at most 512 bytes, like /app")
 		return
 	}
+	if !s.loginPossible(c, returnTo) {
+		return
+	}
 	l := &pendingLogin{State: randomID(), Verifier: provider.NewVerifier(), ReturnTo: returnTo, Created: s.cfg.Now().Unix()}
 	if s.provider.OIDC() {
 		l.Nonce = randomID()
@@ -50,6 +54,9 @@ func (s *Handler) handleLogin(c *gin.Context) {
 // as used; a new session id is issued (no fixation) and the tokens go to
 // the vault.
 func (s *Handler) handleCallback(c *gin.Context) {
+	if !s.loginPossible(c, "/") {
+		return // the login's cookie is kept: its state is still good once the provider is back
+	}
 	ctx := c.Request.Context()
 	q := c.Request.URL.Query()
 	l := s.logins.take(c.Writer, c.Request, q.Get("state"))
@@ -157,6 +164,21 @@ func (s *Handler) handleCallback(c *gin.Context) {
 	s.metrics.logins.WithLabelValues("ok").Inc()
 	s.log.Info("login", "subject", rec.Subject, "access_expires", rec.Expiry, "refresh_token", rec.RefreshToken != "")
 	c.Redirect(http.StatusFound, l.ReturnTo)
+}
+
+// loginPossible answers 503 with a readable page, and reports false, while
+// the provider's endpoints are not known (its discovery has not succeeded
+// since the BFF started, and no stored discovery document was usable).
+func (s *Handler) loginPossible(c *gin.Context, returnTo string) bool {
+	if ok, status := s.providerReady(); !ok {
+		s.metrics.logins.WithLabelValues("provider_unknown").Inc()
+		s.log.Warn("login: the provider is not set up yet", "status", status)
+		c.Header(wire.HeaderRetryAfter, strconv.Itoa(seconds(min(s.cfg.RetryAfter, s.cfg.RetryAfterMax))))
+		s.errorPage(c, http.StatusServiceUnavailable, "Sign-in is unavailable",
+			"The sign-in provider cannot be reached right now, so nobody can sign in. Sessions already open keep working. Please try again in a minute.", returnTo)
+		return false
+	}
+	return true
 }
 
 // invalidState answers a callback whose state is missing, foreign,

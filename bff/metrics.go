@@ -22,6 +22,7 @@ type metrics struct {
 	lockWait       prometheus.Histogram
 	logins         *prometheus.CounterVec
 	revocations    prometheus.Counter
+	circuit        *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -53,9 +54,16 @@ func newMetrics() *metrics {
 			Name: "tether_revocations_total",
 			Help: "Grants revoked at the provider on logout.",
 		}),
+		circuit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tether_provider_circuit",
+			Help: "The provider's circuit breaker as this process sees it: 1 for the current state (closed, open, half_open), 0 for the others.",
+		}, []string{"state"}),
+	}
+	for _, st := range refresh.CircuitStates {
+		m.circuit.WithLabelValues(string(st))
 	}
 	m.tokenOK = m.tokenRequests.WithLabelValues("ok")
-	m.reg.MustRegister(m.tokenRequests, m.refreshes, m.refreshLatency, m.lockWait, m.logins, m.revocations,
+	m.reg.MustRegister(m.tokenRequests, m.refreshes, m.refreshLatency, m.lockWait, m.logins, m.revocations, m.circuit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -75,3 +83,17 @@ func (m *metrics) ProviderLatency(d time.Duration) { m.refreshLatency.Observe(d.
 
 // LockWait records the time spent taking a session's refresh lock.
 func (m *metrics) LockWait(d time.Duration) { m.lockWait.Observe(d.Seconds()) }
+
+// The metrics show the provider's circuit breaker.
+var _ refresh.CircuitObserver = (*metrics)(nil)
+
+// Circuit sets the tether_provider_circuit gauge to state.
+func (m *metrics) Circuit(state refresh.CircuitState) {
+	for _, st := range refresh.CircuitStates {
+		v := 0.0
+		if st == state {
+			v = 1
+		}
+		m.circuit.WithLabelValues(string(st)).Set(v)
+	}
+}

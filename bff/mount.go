@@ -82,7 +82,19 @@ func (s *Handler) ReadyHandler() http.Handler {
 			w.Write([]byte("vault unreachable\n"))
 			return
 		}
-		w.Write([]byte("ready\n"))
+		// Not ready until the provider's endpoints are known; a provider
+		// that is down once they are does not make a replica unready (see
+		// the README's Provider outages).
+		ok, status := s.providerReady()
+		switch {
+		case !ok:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("not ready: " + status + "\n"))
+		case status != "":
+			w.Write([]byte("ready: " + status + "\n"))
+		default:
+			w.Write([]byte("ready\n"))
+		}
 	})
 }
 

@@ -45,7 +45,7 @@ func (s *Handler) handleToken(c *gin.Context) {
 	if err != nil {
 		code, reason, retryAfter := wireError(err)
 		if code == wire.ErrStorageUnavailable {
-			retryAfter = s.cfg.RetryAfter // every 503 of /bff/token says when to retry
+			retryAfter = min(s.cfg.RetryAfter, s.cfg.RetryAfterMax) // every 503 of /bff/token says when to retry
 		}
 		s.metrics.tokenRequests.WithLabelValues(code).Inc()
 		if retryAfter > 0 {

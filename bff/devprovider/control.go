@@ -109,16 +109,28 @@ func (m OutageMode) valid() bool {
 }
 
 type outage struct {
-	mode    OutageMode
-	until   time.Time // zero: until mode none
-	delay   time.Duration
-	changed chan struct{} // closed when this outage is replaced
+	mode       OutageMode
+	until      time.Time // zero: until mode none
+	delay      time.Duration
+	retryAfter time.Duration // Retry-After of mode 503; zero: the time left
+	changed    chan struct{} // closed when this outage is replaced
+}
+
+// OutageOption adjusts an outage beyond its mode and duration.
+type OutageOption func(*outage)
+
+// WithRetryAfter makes mode 503 send Retry-After: d (whole seconds, at
+// least one) instead of the time left in the outage (5 s when
+// open-ended): a provider that asks for more patience than its outage
+// needs.
+func WithRetryAfter(d time.Duration) OutageOption {
+	return func(o *outage) { o.retryAfter = d }
 }
 
 // SetOutage makes POST /token misbehave in mode for d (0: until mode
 // OutageNone is set). delay is for OutageSlow (0: DefaultSlowDelay). It
 // returns when the outage ends, zero when open-ended.
-func (p *Provider) SetOutage(mode OutageMode, d, delay time.Duration) (time.Time, error) {
+func (p *Provider) SetOutage(mode OutageMode, d, delay time.Duration, opts ...OutageOption) (time.Time, error) {
 	if !mode.valid() {
 		return time.Time{}, fmt.Errorf("%w %q", errUnknownMode, mode)
 	}
@@ -129,6 +141,9 @@ func (p *Provider) SetOutage(mode OutageMode, d, delay time.Duration) (time.Time
 		delay = DefaultSlowDelay
 	}
 	o := outage{mode: mode, delay: min(delay, maxHang), changed: make(chan struct{})}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if d > 0 && mode != OutageNone {
 		o.until = p.now().Add(d)
 	}
@@ -208,7 +223,10 @@ func (p *Provider) serveOutage(w http.ResponseWriter, r *http.Request) bool {
 
 func (p *Provider) unavailable(w http.ResponseWriter, o outage) {
 	retry := int64(5)
-	if !o.until.IsZero() {
+	switch {
+	case o.retryAfter > 0:
+		retry = max(1, int64(o.retryAfter/time.Second))
+	case !o.until.IsZero():
 		retry = max(1, int64((o.until.Sub(p.now())+time.Second-1)/time.Second))
 	}
 	w.Header().Set("Retry-After", strconv.FormatInt(retry, 10))
@@ -246,7 +264,16 @@ func (p *Provider) handleControlOutage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	until, err := p.SetOutage(mode, d, delay)
+	var opts []OutageOption
+	if s := r.FormValue("retry_after"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 86400 {
+			writeError(w, http.StatusBadRequest, "invalid_request", "retry_after must be whole seconds from 1 to 86400")
+			return
+		}
+		opts = append(opts, WithRetryAfter(time.Duration(n)*time.Second))
+	}
+	until, err := p.SetOutage(mode, d, delay, opts...)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request",
 			"mode must be one of 503, 500, timeout, malformed, reset, error200, slow, none")

@@ -43,8 +43,15 @@ func (c *Controls) Revoke(ctx context.Context, subject string) (int, error) {
 // OutageNone), with delay for OutageSlow (0: DefaultSlowDelay), as
 // Provider.SetOutage does: POST /control/outage. It returns when the outage
 // ends, to the second; zero when open-ended.
-func (c *Controls) Outage(ctx context.Context, mode OutageMode, d, delay time.Duration) (time.Time, error) {
+func (c *Controls) Outage(ctx context.Context, mode OutageMode, d, delay time.Duration, opts ...OutageOption) (time.Time, error) {
 	q := url.Values{"mode": {string(mode)}}
+	var o outage
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.retryAfter > 0 {
+		q.Set("retry_after", strconv.FormatInt(max(1, int64(o.retryAfter/time.Second)), 10))
+	}
 	if d > 0 {
 		q.Set("seconds", strconv.FormatFloat(d.Seconds(), 'f', -1, 64))
 	}

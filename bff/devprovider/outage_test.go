@@ -185,3 +185,35 @@ func TestControlOutageRejectsBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestOutageRetryAfter: mode 503 sends the Retry-After it is given, not the
+// time left in the outage; without one, the time left.
+func TestOutageRetryAfter(t *testing.T) {
+	e := newEnv(t, devprovider.Config{AutoApprove: true})
+	tok := e.login()
+	c := &devprovider.Controls{URL: e.srv.URL, Client: e.srv.Client()}
+	retryAfter := func() string {
+		t.Helper()
+		_, err := e.refresh(e.ctx, tok.RefreshToken)
+		var re *oauth2.RetrieveError
+		if !errors.As(err, &re) || re.Response.StatusCode != 503 {
+			t.Fatalf("refresh during a 503 outage: %v", err)
+		}
+		return re.Response.Header.Get("Retry-After")
+	}
+	if _, err := c.Outage(e.ctx, devprovider.Outage503, 20*time.Second, 0, devprovider.WithRetryAfter(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := retryAfter(); got != "3600" {
+		t.Errorf("Retry-After = %q; want 3600 as asked", got)
+	}
+	if _, err := e.p.SetOutage(devprovider.Outage503, 20*time.Second, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := retryAfter(); got != "20" {
+		t.Errorf("Retry-After = %q; want 20, the time left, once a new outage drops the option", got)
+	}
+	if res := e.do("POST", "/control/outage?mode=503&retry_after=0", nil, nil); res.StatusCode != 400 {
+		t.Errorf("retry_after=0: %d; want 400", res.StatusCode)
+	}
+}

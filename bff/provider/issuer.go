@@ -2,8 +2,8 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
@@ -37,36 +37,31 @@ var tenantID = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 //   - a verified domain (contoso.onmicrosoft.com) or consumers state the
 //     tenant-id form, which ID tokens must then match exactly.
 //
-// The document comes from the configured host over its own connection;
-// its issuer must stay on that host. The returned context makes go-oidc's
-// discovery accept the stated issuer.
-func (p *Provider) entraIssuer(ctx context.Context, issuer string) (context.Context, error) {
+// The document (doc, fetched from the configured host) must state an
+// issuer on that host. The returned context makes go-oidc's discovery
+// accept the stated issuer.
+func (p *Provider) entraIssuer(ctx context.Context, issuer string, doc []byte) (context.Context, error) {
 	issuer = strings.TrimSuffix(issuer, "/")
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, issuer+"/.well-known/openid-configuration", nil)
-	if err != nil {
-		return nil, fmt.Errorf("provider: discovery at %s: %w", issuer, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	var doc struct {
+	var d struct {
 		Issuer string `json:"issuer"`
 	}
-	if err := doJSON(p.client, req, &doc); err != nil {
-		return nil, fmt.Errorf("provider: discovery at %s: %w", issuer, err)
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return nil, fmt.Errorf("provider: discovery at %s: %w: %w", issuer, ErrDiscovery, err)
 	}
 	configured, err := url.Parse(issuer)
 	if err != nil {
 		return nil, fmt.Errorf("provider: issuer %q: %w", issuer, err)
 	}
-	if stated, err := url.Parse(doc.Issuer); err != nil || stated.Scheme != configured.Scheme || stated.Host != configured.Host {
-		return nil, fmt.Errorf("provider: discovery at %s: %w: the issuer %q is not on %s", issuer, ErrBadResponse, doc.Issuer, configured.Host)
+	if stated, err := url.Parse(d.Issuer); err != nil || stated.Scheme != configured.Scheme || stated.Host != configured.Host {
+		return nil, fmt.Errorf("provider: discovery at %s: %w: the issuer %q is not on %s", issuer, ErrBadResponse, d.Issuer, configured.Host)
 	}
-	if doc.Issuer == issuer {
+	if d.Issuer == issuer {
 		return ctx, nil
 	}
-	if strings.Contains(doc.Issuer, tenantPlaceholder) {
-		p.issuerTemplate = doc.Issuer
+	if strings.Contains(d.Issuer, tenantPlaceholder) {
+		p.issuerTemplate = d.Issuer
 	}
-	return oidc.InsecureIssuerURLContext(ctx, doc.Issuer), nil
+	return oidc.InsecureIssuerURLContext(ctx, d.Issuer), nil
 }
 
 // checkIssuer does the ID-token issuer check that go-oidc was told to

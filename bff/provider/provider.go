@@ -69,6 +69,9 @@ type Config struct {
 	// Logger receives warnings about odd token responses (no expires_in,
 	// say), each once per Provider. Default: discard.
 	Logger *slog.Logger
+	// Discovery, with Issuer, is a discovery document fetched earlier
+	// (Provider.Discovery): New uses it instead of fetching one.
+	Discovery *Discovery
 }
 
 // Grant is what a successful code exchange or refresh produced.
@@ -106,6 +109,7 @@ type Provider struct {
 	schemelessIssuer string
 	revokeURL        string
 	userinfoURL      string
+	discovery        *Discovery // the document used; nil without an issuer
 	now              func() time.Time
 	log              *slog.Logger
 	logged           sync.Map // keys of the warnings already logged
@@ -187,19 +191,34 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 }
 
 // discover fills endpoints and the ID-token verifier from the issuer's
-// /.well-known/openid-configuration.
+// /.well-known/openid-configuration, fetched now or given in
+// cfg.Discovery. Failures that may pass wrap ErrDiscovery.
 func (p *Provider) discover(ctx context.Context, cfg Config) error {
-	ctx = oidc.ClientContext(ctx, p.client)
-	if p.flavor == FlavorEntra {
+	d := cfg.Discovery
+	if d == nil {
 		var err error
-		if ctx, err = p.entraIssuer(ctx, cfg.Issuer); err != nil {
+		if d, err = p.fetchDiscovery(ctx, cfg.Issuer); err != nil {
+			return err
+		}
+	}
+	client, err := p.discoveryClient(cfg.Issuer, d.Document)
+	if err != nil {
+		return err
+	}
+	ctx = oidc.ClientContext(ctx, client)
+	if p.flavor == FlavorEntra {
+		if ctx, err = p.entraIssuer(ctx, cfg.Issuer, d.Document); err != nil {
 			return err
 		}
 	}
 	op, err := oidc.NewProvider(ctx, cfg.Issuer)
 	if err != nil {
-		return fmt.Errorf("provider: discovery at %s: %w", cfg.Issuer, err)
+		if isIssuerMismatch(err) {
+			return fmt.Errorf("provider: discovery at %s: %w", cfg.Issuer, err)
+		}
+		return fmt.Errorf("provider: discovery at %s: %w: %w", cfg.Issuer, ErrDiscovery, err)
 	}
+	p.discovery = d
 	var meta struct {
 		Issuer      string   `json:"issuer"`
 		IssParam    bool     `json:"authorization_response_iss_parameter_supported"`

@@ -118,6 +118,17 @@ func (r *Refresher) Token(ctx context.Context, sid string, want Want) (Result, e
 	} else if !r.needsRefresh(rec, r.cfg.Now()) {
 		return Result{Record: rec}, nil
 	}
+	// While the provider's circuit is open it alone decides; closed, a
+	// session that just failed waits on its own.
+	g := r.brk.admit(ctx, r.usable(rec, want.Force), func(pctx context.Context) outcome {
+		return r.refresh(pctx, sid, rec.AccessToken, want.Force)
+	})
+	switch {
+	case g.out != nil: // this caller's refresh was the breaker's probe
+		return g.out.result()
+	case !g.pass:
+		return r.unavailable(rec, want.Force, g.wait).result()
+	}
 	if wait := r.backingOff(sid); wait > 0 {
 		return r.unavailable(rec, want.Force, wait).result()
 	}
@@ -141,11 +152,27 @@ func (r *Refresher) backingOff(sid string) time.Duration {
 
 // unavailable answers while the provider is failing: the current token if
 // it has not expired (and was not rejected), else an UnavailableError.
+// Either way it advises when to try again (see advise).
 func (r *Refresher) unavailable(rec *vault.Record, rejected bool, wait time.Duration) outcome {
-	if !rejected && (rec.Expiry.IsZero() || r.cfg.Now().Before(rec.Expiry)) {
+	wait = r.advise(wait)
+	if r.usable(rec, rejected) {
 		return outcome{rec: rec, degraded: true, retryAfter: wait}
 	}
 	return unavailableErr(wait, "the sign-in provider is unavailable; your session is kept, try again shortly")
+}
+
+// usable reports whether rec's token may still be handed out: it has not
+// expired and no API rejected it.
+func (r *Refresher) usable(rec *vault.Record, rejected bool) bool {
+	return !rejected && (rec.Expiry.IsZero() || r.cfg.Now().Before(rec.Expiry))
+}
+
+// advise turns a wait into the Retry-After to hand out: whole seconds,
+// rounded down (a client that honours it comes back just before the
+// breaker's probe, and is held for it), at least one, at most
+// RetryAfterMax.
+func (r *Refresher) advise(wait time.Duration) time.Duration {
+	return min(max(wait.Truncate(time.Second), time.Second), r.cfg.RetryAfterMax)
 }
 
 func sameToken(a, b string) bool {
@@ -162,7 +189,7 @@ func (r *Refresher) refresh(ctx context.Context, sid, seen string, rejected bool
 	case res := <-ch:
 		return res.Val.(outcome)
 	case <-ctx.Done():
-		return unavailableErr(r.cfg.RetryAfter, "request cancelled")
+		return unavailableErr(r.advise(r.cfg.RetryAfter), "request cancelled")
 	}
 }
 
@@ -196,15 +223,23 @@ func (r *Refresher) refreshOnce(ctx context.Context, sid, seen string, rejected 
 	// current token, or an UnavailableError, after ProviderTimeout.
 	res := make(chan outcome, 1)
 	var late atomic.Bool // the callers were answered without this result
+	call := newProviderCall(ctx)
 	go func() {
 		defer release()
-		o := r.redeem(ctx, sid, rec, rejected)
+		o := r.redeem(ctx, sid, rec, rejected, call)
 		if o.backoff > 0 && !late.Load() {
 			// A late failure does not extend the back-off the callers got.
 			r.backoff.Store(sid, r.cfg.Now().Add(o.backoff))
 		}
 		res <- o
 	}()
+	// The callers' patience runs from when the call leaves: waiting for a
+	// call slot is this process's queue, not the provider's slowness.
+	select {
+	case o := <-res:
+		return o
+	case <-call.begun:
+	}
 	select {
 	case o := <-res:
 		return o
@@ -212,8 +247,10 @@ func (r *Refresher) refreshOnce(ctx context.Context, sid, seen string, rejected 
 		late.Store(true)
 		r.obs.Refreshed(OutcomeSlow)
 		r.log.Warn("refresh: the provider is slow; answering without waiting, the refresh goes on", "subject", rec.Subject)
-		r.backoff.Store(sid, r.cfg.Now().Add(r.cfg.RetryAfter))
-		return r.unavailable(rec, rejected, r.cfg.RetryAfter)
+		r.brk.settle(call, errSlow)
+		wait := r.nextAttempt(nil)
+		r.backoff.Store(sid, r.cfg.Now().Add(wait))
+		return r.unavailable(rec, rejected, wait)
 	}
 }
 
@@ -255,12 +292,21 @@ func (r *Refresher) recheck(ctx context.Context, sid, seen string, rejected bool
 // result: the new tokens, or nothing on an outage, or the session's end on
 // revocation. Its deadline is longer than the callers' wait (see
 // refreshOnce).
-func (r *Refresher) redeem(ctx context.Context, sid string, rec *vault.Record, rejected bool) outcome {
+func (r *Refresher) redeem(ctx context.Context, sid string, rec *vault.Record, rejected bool, call *providerCall) outcome {
+	r.slots <- struct{}{} // at most MaxProviderCalls out at a time
+	if !r.brk.mayCall(ctx, call) {
+		<-r.slots
+		call.callOff()
+		return r.unavailable(rec, rejected, r.nextAttempt(nil))
+	}
 	pctx, cancel := context.WithTimeout(ctx, r.redeemTimeout())
 	t0 := time.Now()
+	call.begin(r.cfg.Now())
 	grant, err := r.provider.Refresh(pctx, rec.RefreshToken)
 	cancel()
+	<-r.slots
 	r.obs.ProviderLatency(time.Since(t0))
+	r.brk.settle(call, err)
 	if errors.Is(err, provider.ErrRevoked) {
 		r.obs.Refreshed(OutcomeRevoked)
 		r.log.Info("refresh: the provider revoked the grant; clearing the session", "subject", rec.Subject, "err", err)
@@ -268,10 +314,7 @@ func (r *Refresher) redeem(ctx context.Context, sid string, rec *vault.Record, r
 	}
 	if err != nil {
 		r.obs.Refreshed(OutcomeUnavailable)
-		wait := provider.RetryAfterOf(err)
-		if wait <= 0 {
-			wait = r.cfg.RetryAfter
-		}
+		wait := r.nextAttempt(err)
 		r.log.Warn("refresh: provider unavailable; keeping the session", "subject", rec.Subject, "err", err)
 		o := r.unavailable(rec, rejected, wait)
 		o.backoff = wait
@@ -313,6 +356,19 @@ func (r *Refresher) redeem(ctx context.Context, sid string, rec *vault.Record, r
 	return outcome{rec: &next}
 }
 
+// nextAttempt is how long a session waits before its refresh is tried
+// again after err: until the breaker's next probe, or one probe interval;
+// without a breaker, the provider's Retry-After or else RetryAfter.
+func (r *Refresher) nextAttempt(err error) time.Duration {
+	if r.brk != nil {
+		return r.brk.retryIn()
+	}
+	if wait := provider.RetryAfterOf(err); wait > 0 {
+		return wait
+	}
+	return r.cfg.RetryAfter
+}
+
 // redeemTimeout bounds a provider refresh call: longer than the callers'
 // wait, so a slow provider's rotation is not thrown away.
 func (r *Refresher) redeemTimeout() time.Duration { return 3 * r.cfg.ProviderTimeout }
@@ -338,7 +394,7 @@ func (r *Refresher) acquire(ctx context.Context, sid, seen string, rejected bool
 			return nil, storageDown(err), true
 		}
 		if time.Now().After(deadline) {
-			return nil, unavailableErr(r.cfg.RetryAfter, "a refresh is taking too long; try again shortly"), true
+			return nil, unavailableErr(r.advise(r.cfg.RetryAfter), "a refresh is taking too long; try again shortly"), true
 		}
 		time.Sleep(lockPoll/2 + rand.N(lockPoll))
 		rec, err := r.store.Get(ctx, sid)

@@ -53,6 +53,11 @@ type Provider interface {
 
 var _ Provider = (*provider.Provider)(nil)
 
+// ErrNoProvider, wrapped in the error of a Provider's Refresh, says that
+// no provider was called at all (the BFF does not know its endpoints yet):
+// the session is kept, and the circuit breaker does not count it.
+var ErrNoProvider = errors.New("refresh: no provider to call yet")
+
 // Outcome names what became of a refresh attempt, for metrics.
 type Outcome string
 
@@ -89,9 +94,33 @@ type Config struct {
 	// ProviderTimeout is how long callers wait for the provider. The call
 	// itself may run longer (see Refresher.Token).
 	ProviderTimeout time.Duration
-	// RetryAfter is the advice given when the provider fails without a
-	// Retry-After of its own.
+	// RetryAfter is the advice given when a refresh cannot be attempted
+	// (the session's lock is held too long, the caller went away) and,
+	// without a Circuit, when the provider fails without a Retry-After of
+	// its own.
 	RetryAfter time.Duration
+	// RetryAfterMax caps every Retry-After the engine advises, whatever
+	// the provider sent.
+	RetryAfterMax time.Duration
+
+	// Circuit is the provider's circuit breaker state, shared by every
+	// replica (vault.Vault.Circuit); see breaker.go. Nil: no breaker, each
+	// session backs off on its own for the provider's Retry-After.
+	Circuit CircuitStore
+	// ProbeInterval is how often, while the circuit is open, one refresh
+	// in the whole deployment is let through as a probe (plus up to a
+	// tenth of jitter).
+	ProbeInterval time.Duration
+	// BreakerFailures is how many transient failures in a row, across the
+	// deployment, open the circuit. A 503 or 429 opens it at once.
+	BreakerFailures int
+	// MaxProviderCalls bounds the refresh calls this process has out at
+	// the provider at a time; the others wait for a slot (that wait does
+	// not count against ProviderTimeout). After an outage every waiting
+	// session refreshes at once: the provider gets them at this pace, not
+	// as a flood.
+	MaxProviderCalls int
+
 	// EndedTTL is how long an ended session keeps answering with the
 	// reason it ended (see End), at most.
 	EndedTTL time.Duration
@@ -121,14 +150,18 @@ type Config struct {
 
 // Defaults for Config's zero values.
 const (
-	DefaultBuffer          = 5 * time.Minute
-	DefaultSessionMaxAge   = 30 * 24 * time.Hour
-	DefaultProviderTimeout = 10 * time.Second
-	DefaultRetryAfter      = 5 * time.Second
-	DefaultEndedTTL        = 24 * time.Hour
-	DefaultForceMinAge     = 5 * time.Second
-	DefaultForceEvery      = 10 * time.Second // 6 a minute
-	DefaultForceBurst      = 3
+	DefaultBuffer           = 5 * time.Minute
+	DefaultSessionMaxAge    = 30 * 24 * time.Hour
+	DefaultProviderTimeout  = 10 * time.Second
+	DefaultRetryAfter       = 5 * time.Second
+	DefaultRetryAfterMax    = 30 * time.Second
+	DefaultProbeInterval    = 2 * time.Second
+	DefaultBreakerFailures  = 3
+	DefaultMaxProviderCalls = 16
+	DefaultEndedTTL         = 24 * time.Hour
+	DefaultForceMinAge      = 5 * time.Second
+	DefaultForceEvery       = 10 * time.Second // 6 a minute
+	DefaultForceBurst       = 3
 )
 
 // Timings of the refresh lock and the store retries.
@@ -147,6 +180,8 @@ type Refresher struct {
 	obs      Observer
 	flight   singleflight.Group
 	lease    time.Duration // refresh lock lease, renewed while a refresh runs
+	brk      *breaker      // nil without Config.Circuit
+	slots    chan struct{} // one per provider call out
 	// backoff holds, per session id, the time before which this process
 	// does not call the provider again after a transient refresh failure.
 	backoff sync.Map
@@ -167,6 +202,18 @@ func New(store Store, p Provider, cfg Config) *Refresher {
 	}
 	if cfg.RetryAfter <= 0 {
 		cfg.RetryAfter = DefaultRetryAfter
+	}
+	if cfg.RetryAfterMax <= 0 {
+		cfg.RetryAfterMax = DefaultRetryAfterMax
+	}
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = DefaultProbeInterval
+	}
+	if cfg.BreakerFailures <= 0 {
+		cfg.BreakerFailures = DefaultBreakerFailures
+	}
+	if cfg.MaxProviderCalls <= 0 {
+		cfg.MaxProviderCalls = DefaultMaxProviderCalls
 	}
 	if cfg.EndedTTL <= 0 {
 		cfg.EndedTTL = DefaultEndedTTL
@@ -190,11 +237,19 @@ func New(store Store, p Provider, cfg Config) *Refresher {
 	if obs == nil {
 		obs = nopObserver{}
 	}
-	return &Refresher{
+	r := &Refresher{
 		cfg: cfg, log: cfg.Logger, store: store, provider: p, obs: obs,
 		lease: cfg.ProviderTimeout + 5*time.Second,
+		slots: make(chan struct{}, cfg.MaxProviderCalls),
 	}
+	// Once the circuit opens or closes, it alone decides when sessions may
+	// call the provider again.
+	r.brk = newBreaker(cfg, obs, r.backoff.Clear)
+	return r
 }
+
+// Circuit is this process's view of the provider's circuit breaker.
+func (r *Refresher) Circuit() CircuitState { return r.brk.state() }
 
 type nopObserver struct{}
 

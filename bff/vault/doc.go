@@ -15,6 +15,10 @@
 //	                      write-if-live (Update); once the session ended, a tombstone (End)
 //	tether:l:h(state)     "1": this login's code was exchanged; SET NX PX ttl (MarkLoginUsed)
 //	tether:lock:h(sid)    refresh lock, a random 16-byte hex token; SET NX PX lease
+//	tether:cb:{h(name)}:state  circuit breaker of one provider, open: "<down until ms> <last probe ms>"
+//	tether:cb:{h(name)}:fails  its count of transient failures in a row (closed)
+//	tether:cb:{h(name)}:probe  its probe slot, a random token; SET NX PX lease
+//	tether:disc:h(issuer) the provider's last good discovery document, sealed; SET ... PX 30 days
 //	tether:f:h(sid)       the session's bucket of forced refreshes, a Unix-ms number
 //	                      (Allow); it expires when the bucket is full again
 //
@@ -73,4 +77,16 @@
 // report ErrLockLost instead. The lock is advisory and a lease, not a
 // fence: a holder that stalls past its lease must assume another holder may
 // be running.
+//
+// # Circuit breaker
+//
+// Circuit keeps what every replica must agree on about a provider's
+// health: Fail counts a transient failure and opens the circuit at a
+// threshold (an open circuit is not extended by failures already under
+// way); TryProbe hands the one probe slot to a single caller once the
+// next probe is due; Reopen records a failed probe (only while the slot
+// is still the caller's) and Reset closes the circuit, freeing the slot so
+// that a probe failing afterwards cannot reopen it. Each step is one Lua
+// script or command. The circuit's keys are not secret and not sealed;
+// they share a hash tag so the scripts run on Redis Cluster.
 package vault

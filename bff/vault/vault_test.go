@@ -387,6 +387,8 @@ func runVaultSuite(t *testing.T, newHarness func(t *testing.T) *harness) {
 
 	lockSuite(t, run)
 	outageSuite(t, run)
+	circuitSuite(t, run)
+	discoverySuite(t, run)
 	rotationSuite(t, run)
 	endedSuite(t, run)
 	throttleSuite(t, run)

@@ -29,6 +29,7 @@ type options struct {
 	providerTimeout time.Duration // TETHER_PROVIDER_TIMEOUT; default 4s
 	retryAfter      time.Duration // TETHER_RETRY_AFTER; default 1s
 	redisArgs       []string      // extra redis-server arguments
+	env             []string      // more variables for every replica
 }
 
 // cluster is a redis-server, the dev provider and BFF replicas, each a
@@ -95,6 +96,7 @@ func startCluster(t *testing.T, opt options) *cluster {
 		if opt.refreshBuffer > 0 {
 			env = append(env, "TETHER_REFRESH_BUFFER="+opt.refreshBuffer.String())
 		}
+		env = append(env, opt.env...)
 		p, u, err := bins.StartTether(fmt.Sprintf("tether-%d", i), env...)
 		if err != nil {
 			t.Fatal(err)

@@ -23,8 +23,11 @@ const (
 	FieldRejected = "rejected"
 )
 
-// MaxRetryAfter caps a Retry-After the client honours, in milliseconds.
-const MaxRetryAfter = 10 * Minute
+// MaxRetryAfter caps a Retry-After (the header, or retry_after in a
+// degraded token response) the client honours, in milliseconds: the BFF's
+// own cap (TETHER_RETRY_AFTER_MAX, 30 s by default), so a provider's
+// "come back in an hour" never parks a tab past the BFF's next probe.
+const MaxRetryAfter = 30 * Second
 
 // ErrBadToken is returned for a token response the client cannot use.
 var ErrBadToken error = constError("client: bad token response")
@@ -58,7 +61,7 @@ func DecodeToken(o Object) (wire.TokenResponse, error) {
 	tr.RefreshBuffer = seconds(o, FieldRefreshBuffer)
 	tr.Scope, _ = o.String(FieldScope)
 	tr.Degraded, _ = o.Bool(FieldDegraded)
-	tr.RetryAfter = seconds(o, FieldRetryAfter)
+	tr.RetryAfter = min(seconds(o, FieldRetryAfter), MaxRetryAfter/Second)
 	return tr, nil
 }
 

@@ -109,6 +109,25 @@ func TestDecodeError(t *testing.T) {
 	}
 }
 
+// TestRetryAfterCap: the client honours at most 30 s, the BFF's default
+// TETHER_RETRY_AFTER_MAX, from the header and from a degraded response.
+func TestRetryAfterCap(t *testing.T) {
+	if MaxRetryAfter != 30*Second {
+		t.Errorf("MaxRetryAfter = %d ms; want 30 s, the BFF's cap", MaxRetryAfter)
+	}
+	base := object{"access_token": "abc", "token_type": "Bearer", "degraded": true}
+	for in, want := range map[float64]int64{3600: 30, 31: 30, 30: 30, 2: 2} {
+		o := object{"retry_after": in}
+		for k, v := range base {
+			o[k] = v
+		}
+		tr, err := DecodeToken(o)
+		if err != nil || tr.RetryAfter != want {
+			t.Errorf("retry_after %v: %d, %v; want %d", in, tr.RetryAfter, err, want)
+		}
+	}
+}
+
 func TestParseRetryAfter(t *testing.T) {
 	cases := []struct {
 		in   string
@@ -122,6 +141,9 @@ func TestParseRetryAfter(t *testing.T) {
 		{"soon", 0},
 		{"1.5", 0},
 		{"Wed, 21 Oct 2015 07:28:00 GMT", 0},
+		{"30", 30 * Second},
+		{"31", MaxRetryAfter},
+		{"3600", MaxRetryAfter},
 		{"99999999999", MaxRetryAfter},
 		{"999999999999999999999", 0},
 	}

@@ -150,24 +150,6 @@ func TestRunBadEnv(t *testing.T) {
 	}
 }
 
-func TestRunUnreachableIssuer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer := "http://" + ln.Addr().String()
-	ln.Close()
-	e := devEnv(issuer)
-	var stdout, stderr logbuf.Buffer
-	err = run(context.Background(), e.get, &stdout, &stderr)
-	if err == nil || !strings.Contains(err.Error(), "TETHER_ISSUER") {
-		t.Fatalf("run = %v; want an error naming TETHER_ISSUER", err)
-	}
-	if strings.Contains(err.Error(), secret) || strings.Contains(stderr.String(), secret) {
-		t.Error("the client secret is in the error or the log")
-	}
-}
-
 func TestRunBadAddr(t *testing.T) {
 	e := devEnv(startDev(t))
 	e["TETHER_ADDR"] = "127.0.0.1:notaport"
