@@ -16,7 +16,7 @@ func TestEnvVarsComplete(t *testing.T) {
 	read := map[string]bool{}
 	name := regexp.MustCompile(`getenv\("(TETHER_[A-Z_]+)"\)`)
 	quoted := regexp.MustCompile(`\{"(TETHER_[A-Z_]+)", &c\.`) // the table of durations in FromEnv
-	for _, file := range []string{"config.go", "cmd/tether/main.go"} {
+	for _, file := range []string{"config.go", "proxyconfig.go", "cmd/tether/main.go"} {
 		src, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
@@ -59,6 +59,8 @@ func TestEnvVarsDefaults(t *testing.T) {
 		"TETHER_RETRY_AFTER":      DefaultRetryAfter,
 		"TETHER_FORCE_MIN_AGE":    DefaultForceMinAge,
 		"TETHER_SESSION_IDLE":     DefaultSessionIdle,
+		"TETHER_RETRY_AFTER_MAX":  DefaultRetryAfterMax,
+		"TETHER_PROBE_INTERVAL":   DefaultProbeInterval,
 	}
 	for _, v := range EnvVars {
 		switch v.Name {
