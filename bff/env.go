@@ -19,6 +19,7 @@ type EnvVar struct {
 // configuration tables say more about each.
 var EnvVars = []EnvVar{
 	{"TETHER_PUBLIC_URL", "the origin the browser uses; the redirect URI is this + /bff/callback", "required"},
+	{"TETHER_BASE_PATH", "where the BFF's routes live (start the client with the same bff option)", "/bff"},
 	{"TETHER_CLIENT_ID", "the client's registration at the provider", "required"},
 	{"TETHER_CLIENT_SECRET", "its secret", "none, a public client"},
 	{"TETHER_PROVIDER", "preset: github, google, entra or oidc", "none, generic: the issuer or the endpoints"},
@@ -47,6 +48,14 @@ var EnvVars = []EnvVar{
 	{"TETHER_WEB_FALLBACK", "page served for an SPA's routes (index.html), in TETHER_WEB_DIR", "none, unknown paths are 404s"},
 	{"TETHER_API_ORIGINS", "origins the page calls, space- or comma-separated: its CSP's connect-src", "none, this origin only"},
 	{"TETHER_CSP", "replaces the page's whole Content-Security-Policy (one line)", "the BFF's page policy"},
+	{"TETHER_API_ROUTES", "proxy mode: name=url pairs, comma-separated (/bff/api/<name>/...)", "none, no proxy"},
+	{"TETHER_TOKEN_ENDPOINT", "off: POST /bff/token answers 404 (proxy mode only)", "on"},
+	{"TETHER_API_TIMEOUT", "proxy: bound on connecting and the API's response headers", "30s"},
+	{"TETHER_API_STREAM_TIMEOUT", "proxy: bound on a whole exchange once its request is in", "1h"},
+	{"TETHER_API_MAX_BODY", "proxy: request body bound (65536, 64KiB, 10MiB)", "10MiB"},
+	{"TETHER_API_RETRY_BODY", "proxy: bodies kept for the retry after a 401", "64KiB"},
+	{"TETHER_API_FORWARDED", "proxy: on sends X-Forwarded-For, -Host, -Proto", "off"},
+	{"TETHER_API_SESSION_CACHE", "proxy: reuse of a session's record per replica; off", "1s"},
 	{"TETHER_ADDR", "listen address", "127.0.0.1:8080"},
 	{"TETHER_METRICS_ADDR", "listen address of GET /metrics, a listener of its own; off for none", "127.0.0.1:9100"},
 	{"TETHER_LOG_FORMAT", "json or text", "text"},
