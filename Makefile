@@ -98,7 +98,7 @@ test: deps vet web example-deps
 
 ## fuzz: every fuzz target for FUZZTIME each (the committed corpus in
 ## testdata/fuzz runs in plain `go test` too)
-FUZZTIME ?= 4s
+FUZZTIME ?= 4000x
 FUZZ := ./bff:FuzzReturnTo ./bff:FuzzTokenBody ./bff:FuzzCallbackQuery ./bff:FuzzSessionCookie \
         ./bff/provider:FuzzTokenResponse
 fuzz:

