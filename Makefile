@@ -6,7 +6,7 @@ GOROOT    := $(shell $(GO) env GOROOT)
 DIST      := web/dist
 WASMFLAGS := -trimpath -ldflags='-s -w'
 
-.PHONY: all run test deps vet web fuzz e2e bench build clean
+.PHONY: all run run-gofullstack gofullstack-ui test deps vet web npm example example-deps fuzz e2e bench build clean
 
 all: build
 
@@ -27,6 +27,35 @@ $(DIST)/manifest.json: $(WEB_SOURCES)
 	GOOS=js GOARCH=wasm $(GO) build $(WASMFLAGS) -o $(DIST)/tether.wasm ./wasm
 	$(GO) run ./bff/cmd/tether-assets -goroot "$(GOROOT)" $(DIST)
 
+## npm: the browser client as an npm package (ES module, types, the wasm,
+## wasm_exec.js of this Go), laid out in web/dist/npm and packed into
+## web/dist/tetherauth-tether-<version>.tgz
+NPM_PKG     := $(DIST)/npm
+NPM_VERSION := $(shell sed -n 's/^  "version": "\(.*\)",$$/\1/p' web/npm/package.json)
+NPM_TGZ     := $(DIST)/tetherauth-tether-$(NPM_VERSION).tgz
+npm: $(NPM_TGZ)
+
+$(NPM_TGZ): $(DIST)/manifest.json web/tether.js $(wildcard web/npm/*)
+	$(GO) run ./bff/cmd/tether-assets -npm $(NPM_PKG) $(DIST)
+	cd $(NPM_PKG) && npm pack --pack-destination .. --loglevel=warn >/dev/null
+
+## example-deps: the Vite example's node_modules (npm ci from its lockfile),
+## only when the lockfile or the package changed; example: its type check
+## (tsc --strict) and its build into web/examples/vite/dist, with .gz/.br
+## variants for the BFF to serve
+EXAMPLE     := web/examples/vite
+EXAMPLE_SRC := $(wildcard $(EXAMPLE)/src/* $(EXAMPLE)/typecheck/*) $(EXAMPLE)/index.html \
+               $(EXAMPLE)/vite.config.ts $(EXAMPLE)/tsconfig.json
+example-deps: $(EXAMPLE)/node_modules/.package-lock.json
+example: $(EXAMPLE)/dist/index.html
+
+$(EXAMPLE)/node_modules/.package-lock.json: $(EXAMPLE)/package-lock.json $(EXAMPLE)/package.json $(NPM_TGZ)
+	cd $(EXAMPLE) && npm ci --prefer-offline --loglevel=warn
+
+$(EXAMPLE)/dist/index.html: $(EXAMPLE)/node_modules/.package-lock.json $(EXAMPLE_SRC)
+	cd $(EXAMPLE) && npx tsc --noEmit --strict && npx vite build --logLevel warn
+	$(GO) run ./bff/cmd/tether-assets -compress $(EXAMPLE)/dist
+
 ## run: the whole demo (dev provider, BFF with embedded Redis, the page);
 ## Ctrl-C stops it. The binary runs itself (not under go run), so its exit
 ## status, 0 after a clean shutdown, is make's.
@@ -34,7 +63,22 @@ run: web
 	$(GO) build -o bin/tether-demo ./bff/cmd/tether-demo
 	bin/tether-demo
 
-## deps: install redis-server and chromium when missing (apt-get as root)
+## run-gofullstack: the Go full-stack example (web/examples/gofullstack): a
+## Gin app with Tether under /auth, a page rendered on the server with the
+## API's data, a Go WebAssembly UI; http://127.0.0.1:8081, Ctrl-C stops it
+GOFULLSTACK := web/examples/gofullstack
+run-gofullstack: gofullstack-ui
+	$(GO) build -o bin/gofullstack ./$(GOFULLSTACK)
+	bin/gofullstack -dist $(GOFULLSTACK)/dist
+
+## gofullstack-ui: the example's Go UI and wasm_exec.js into its dist/
+gofullstack-ui:
+	mkdir -p $(GOFULLSTACK)/dist
+	GOOS=js GOARCH=wasm $(GO) build $(WASMFLAGS) -o $(GOFULLSTACK)/dist/ui.wasm ./$(GOFULLSTACK)/ui
+	cp "$(GOROOT)/lib/wasm/wasm_exec.js" $(GOFULLSTACK)/dist/
+
+## deps: install redis-server, chromium and Node.js with npm when missing
+## (apt-get as root)
 deps:
 	@.ci/install-deps
 
@@ -42,11 +86,12 @@ deps:
 vet:
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	GOOS=js GOARCH=wasm $(GO) vet ./wasm/... ./shared/...
+	GOOS=js GOARCH=wasm $(GO) vet ./wasm/... ./shared/... ./$(GOFULLSTACK)/ui
 
 ## test: everything: host tests with the race detector (the e2e tests drive
-## headless Chromium), and the WASM bindings under Node
-test: deps vet web
+## headless Chromium; they type-check and build the Vite example from the
+## node_modules example-deps installs), and the WASM bindings under Node
+test: deps vet web example-deps
 	$(GO) test -race -count=1 ./...
 	GOOS=js GOARCH=wasm $(GO) test -count=1 -exec="$(GOROOT)/lib/wasm/go_js_wasm_exec" ./wasm/... ./shared/...
 	$(MAKE) fuzz
@@ -72,4 +117,4 @@ bench: deps web
 	$(GO) test -run '^$$' -bench . ./e2e/
 
 clean:
-	rm -rf bin $(DIST)
+	rm -rf bin $(DIST) $(EXAMPLE)/dist $(EXAMPLE)/node_modules

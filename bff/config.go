@@ -4,25 +4,31 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
+	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tetherauth/tether/bff/provider"
 	"github.com/tetherauth/tether/bff/refresh"
-	"github.com/tetherauth/tether/shared/wire"
 )
 
 // Config is everything the BFF needs. FromEnv fills it from TETHER_*
 // variables; a program that embeds the BFF may fill it directly.
 type Config struct {
 	// PublicURL is the origin the browser sees, e.g. https://app.example.
-	// The redirect URI is PublicURL + /bff/callback. Cookies are Secure
-	// unless it is plain-http localhost.
+	// The redirect URI is PublicURL + BasePath + /callback. Cookies are
+	// Secure unless it is plain-http localhost.
 	PublicURL string
+	// BasePath is where the BFF's routes live, e.g. /auth. Default /bff
+	// (wire.BasePath). The browser client is started with the same path.
+	BasePath string
 
 	// Provider names a preset (see provider.Preset): "github", "google",
 	// "entra", or "oidc" (generic discovery from Issuer). A preset fills
@@ -103,15 +109,44 @@ type Config struct {
 	SessionIdle time.Duration
 
 	// WebDir, when set, is served at / for everything outside /bff/
-	// (the demo page and the WASM client).
+	// (the demo page and the WASM client, or a built single-page app).
 	WebDir string
+	// WebFallback, with WebDir, is the page (a path in WebDir, such as
+	// index.html) served with status 200 for a single-page app's routes:
+	// a GET that accepts text/html, of a path with no file behind it and
+	// no extension in its last segment, outside /bff/, /healthz, /readyz
+	// and /metrics. Empty: such paths are 404s.
+	WebFallback string
 
-	// APIOrigins are the origins the page calls (the client's apiOrigins,
-	// scheme://host[:port]): the page's Content-Security-Policy allows
-	// fetches to them besides this origin (connect-src).
+	// APIOrigins are the APIs' origins (scheme://host[:port]): the page
+	// calls them (the client's apiOrigins), so its Content-Security-Policy
+	// allows fetches to them besides this origin (connect-src); and
+	// Client sends the user's access token to them, and only to them,
+	// from server-side code.
 	APIOrigins []string
 	// CSP, when set, replaces the page's whole Content-Security-Policy.
 	CSP string
+
+	// Proxy mode (proxyconfig.go). APIRoutes are the APIs the BFF calls
+	// for the page at /bff/api/<name>/…, with the session's access token;
+	// none: no proxy. APITimeout bounds connecting to an upstream and its
+	// response headers (default 30 s); APIStreamTimeout a whole exchange
+	// once its request is in, streams and WebSockets included (1 h).
+	// APIMaxBody bounds a request body (10 MiB); bodies up to APIRetryBody
+	// (64 KiB) are kept to send again after an upstream 401 and a refresh.
+	// APIForwarded sets X-Forwarded-For/-Host/-Proto upstream.
+	// APISessionCache is how long a replica reuses a session's record for
+	// proxied calls (1 s; negative: never, every call reads the vault).
+	// TokenEndpointOff turns POST /bff/token off (404): no access token
+	// ever reaches the browser.
+	APIRoutes        []APIRoute
+	APITimeout       time.Duration
+	APIStreamTimeout time.Duration
+	APIMaxBody       int64
+	APIRetryBody     int64
+	APIForwarded     bool
+	APISessionCache  time.Duration
+	TokenEndpointOff bool
 
 	Logger *slog.Logger
 	// Now is the clock; tests move it. Default time.Now.
@@ -157,6 +192,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		GitHubAPIURL: getenv("TETHER_GITHUB_API_URL"),
 		EntraTenant:  getenv("TETHER_ENTRA_TENANT"),
 		PublicURL:    getenv("TETHER_PUBLIC_URL"),
+		BasePath:     getenv("TETHER_BASE_PATH"),
 		Endpoints: provider.Endpoints{
 			Issuer:      getenv("TETHER_ISSUER"),
 			AuthURL:     getenv("TETHER_AUTH_URL"),
@@ -168,6 +204,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		ClientSecret: getenv("TETHER_CLIENT_SECRET"),
 		RedisURL:     getenv("TETHER_REDIS_URL"),
 		WebDir:       getenv("TETHER_WEB_DIR"),
+		WebFallback:  getenv("TETHER_WEB_FALLBACK"),
 	}
 	if s := getenv("TETHER_SCOPES"); s != "" {
 		c.Scopes = strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' })
@@ -214,6 +251,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		if c.SessionIdle == 0 {
 			c.SessionIdle = -1 // "0": no idle timeout
 		}
+	}
+	if err := apiFromEnv(getenv, &c); err != nil {
+		return c, err
 	}
 	if v := getenv("TETHER_VAULT_KEY"); v != "" {
 		// A list, like TETHER_SESSION_KEYS: the first seals, all open.
@@ -312,6 +352,12 @@ func (c *Config) validate() error {
 	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
 		return &ConfigError{"TETHER_PUBLIC_URL", fmt.Errorf("%q is plain http on a non-loopback host; session cookies need https", c.PublicURL)}
 	}
+	if err := c.checkBasePath(); err != nil {
+		return err
+	}
+	if err := c.checkAPIOrigins(); err != nil {
+		return err
+	}
 	if c.ClientID == "" {
 		return &ConfigError{"TETHER_CLIENT_ID", errors.New("is empty")}
 	}
@@ -354,6 +400,18 @@ func (c *Config) validate() error {
 			return &ConfigError{"TETHER_CSP", errors.New("has a control character; write the policy on one line")}
 		}
 	}
+	if c.WebFallback != "" {
+		if c.WebDir == "" {
+			return &ConfigError{"TETHER_WEB_FALLBACK", errors.New("needs TETHER_WEB_DIR, the directory it is in")}
+		}
+		name := filepath.ToSlash(c.WebFallback)
+		if !fs.ValidPath(name) || strings.HasPrefix(name, ".") || strings.Contains(name, "/.") || path.Ext(name) != ".html" {
+			return &ConfigError{"TETHER_WEB_FALLBACK", fmt.Errorf("%q is not an .html file's path inside TETHER_WEB_DIR, like index.html", c.WebFallback)}
+		}
+		if info, err := os.Stat(filepath.Join(c.WebDir, filepath.FromSlash(name))); err != nil || !info.Mode().IsRegular() {
+			return &ConfigError{"TETHER_WEB_FALLBACK", fmt.Errorf("%s is not a file in TETHER_WEB_DIR %s", name, c.WebDir)}
+		}
+	}
 	if c.RefreshBuffer == 0 {
 		c.RefreshBuffer = DefaultRefreshBuffer
 	}
@@ -392,6 +450,9 @@ func (c *Config) validate() error {
 	}
 	if c.SessionIdle == 0 {
 		c.SessionIdle = DefaultSessionIdle
+	}
+	if err := c.validateAPI(); err != nil {
+		return err
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -465,6 +526,6 @@ func (c *Config) providerVar() string {
 // parameters under c.AuthParams), with the secret and the redirect URL.
 func (c *Config) providerConfig() provider.Config {
 	pc := c.resolved
-	pc.ClientSecret, pc.RedirectURL = c.ClientSecret, c.PublicURL+wire.PathCallback
+	pc.ClientSecret, pc.RedirectURL = c.ClientSecret, c.PublicURL+c.BasePath+routeCallback
 	return pc
 }

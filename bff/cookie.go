@@ -2,7 +2,9 @@ package bff
 
 import (
 	"maps"
+	"net/http"
 	"sync"
+	"time"
 
 	"github.com/gin-contrib/sessions"
 	"github.com/gorilla/securecookie"
@@ -87,4 +89,25 @@ func allStrings(m map[any]any) bool {
 		}
 	}
 	return true
+}
+
+// sessionStore is the session cookie's store: keys derived from
+// Config.SessionKeys (the first signs, all verify), Path=/ so that the
+// application's routes see the session too (RequireSession), HttpOnly,
+// SameSite=Lax, Secure outside plain-http loopback.
+func (s *Handler) sessionStore() *cookieStore {
+	keys := make([][]byte, 0, 2*len(s.cfg.SessionKeys))
+	for _, k := range s.cfg.SessionKeys {
+		keys = append(keys, derive(k, "tether cookie hmac"), derive(k, "tether cookie aes"))
+	}
+	cs := newCookieStore(keys...)
+	cs.Options(sessions.Options{
+		Path:     "/",
+		MaxAge:   int(s.cfg.SessionMaxAge / time.Second),
+		Secure:   s.cfg.secureCookies(),
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+	})
+	cs.MaxAge(int(s.cfg.SessionMaxAge / time.Second)) // also bounds the cookie's signed timestamp
+	return cs
 }

@@ -11,7 +11,10 @@
 // authorization server bff/provider.
 //
 // A program builds a Config (FromEnv reads TETHER_* variables), calls New,
-// serves the Handler, and calls Close on the way out.
+// serves the Handler, and calls Close on the way out. A Gin application
+// mounts the routes on its own engine instead (Register), and its
+// handlers see the session and call APIs as the user (RequireSession,
+// SessionFrom, TokenSource, Client: server_side.go).
 package bff
 
 import (
@@ -23,9 +26,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
-	"github.com/gin-contrib/sessions"
 	"github.com/gin-gonic/gin"
 
 	"github.com/tetherauth/tether/bff/provider"
@@ -71,12 +74,15 @@ type Handler struct {
 	vault      sessionVault
 	provider   oauthProvider
 	refresher  *refresh.Refresher
-	engine     *gin.Engine
+	engine     *gin.Engine // built by ServeHTTP's first call (see Register)
+	engineOnce sync.Once
 	metrics    *metrics
 	cookieName string
+	cookies    *cookieStore
 	logins     *loginCookies
 	pageCSP    []string      // the page's Content-Security-Policy header
 	web        http.Handler  // static files; nil without WebDir
+	api        *apiProxy     // proxy mode; nil without APIRoutes
 	slot       *providerSlot // the provider while New's discovery runs; nil if given ready
 	disc       *discoverer   // background discovery; nil when not needed
 }
@@ -112,7 +118,7 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	s := newHandler(cfg, v, slot)
 	s.slot = slot
 	if cfg.WebDir != "" {
-		if s.web, err = newWebHandler(cfg.WebDir); err != nil {
+		if s.web, err = newWebHandler(cfg); err != nil {
 			v.Close()
 			return nil, &ConfigError{"TETHER_WEB_DIR", err}
 		}
@@ -123,7 +129,6 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 		v.Close()
 		return nil, err
 	}
-	s.engine = s.routes()
 	return s, nil
 }
 
@@ -148,7 +153,11 @@ func newHandler(cfg Config, v sessionVault, p oauthProvider) *Handler {
 	if cfg.secureCookies() {
 		s.cookieName = "__Host-tether_session"
 	}
+	s.cookies = s.sessionStore()
 	s.logins = newLoginCookies(cfg.SessionKeys, cfg.secureCookies(), cfg.Now)
+	if cfg.BasePath != "" {
+		s.logins.callbackPath, s.logins.loginPath = cfg.BasePath+routeCallback, cfg.BasePath+routeLogin
+	}
 	s.pageCSP = []string{pageCSP(cfg.APIOrigins)}
 	if cfg.CSP != "" {
 		s.pageCSP = []string{cfg.CSP}
@@ -166,8 +175,13 @@ func (c *Config) circuitName() string {
 	return c.Issuer
 }
 
-// ServeHTTP answers one request.
-func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+// ServeHTTP answers one request. The Handler's own Gin engine is built on
+// the first call: an application that mounts the routes on its router
+// (Register) never builds it.
+func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.engineOnce.Do(func() { s.engine = s.routes() })
+	s.engine.ServeHTTP(w, r)
+}
 
 // MetricsHandler serves the Prometheus metrics (text format) at any path.
 // Serve it on a listener of its own, on loopback or an internal network:
@@ -195,36 +209,16 @@ func (s *Handler) routes() *gin.Engine {
 	r.HandleMethodNotAllowed = true
 	r.Use(s.recover, securityHeaders, s.accessLog)
 
-	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
-	r.GET("/readyz", s.handleReady)
+	r.GET("/healthz", gin.WrapH(s.HealthHandler()))
+	r.GET("/readyz", gin.WrapH(s.ReadyHandler()))
 
-	keys := make([][]byte, 0, 2*len(s.cfg.SessionKeys))
-	for _, k := range s.cfg.SessionKeys {
-		keys = append(keys, derive(k, "tether cookie hmac"), derive(k, "tether cookie aes"))
-	}
-	cs := newCookieStore(keys...)
-	cs.Options(sessions.Options{
-		Path:     "/",
-		MaxAge:   int(s.cfg.SessionMaxAge / time.Second),
-		Secure:   s.cfg.secureCookies(),
-		HttpOnly: true,
-		SameSite: http.SameSiteLaxMode,
-	})
-	cs.MaxAge(int(s.cfg.SessionMaxAge / time.Second)) // also bounds the cookie's signed timestamp
-
-	b := r.Group(wire.BasePath, noStore, sessions.Sessions(s.cookieName, cs))
-	b.GET("/login", s.handleLogin)
-	b.GET("/callback", s.handleCallback)
-	j := b.Group("", requireCSRF)
-	j.GET("/session", s.handleSession)
-	j.POST("/token", s.handleToken)
-	j.POST("/logout", s.handleLogout)
+	s.mount(r.Group(s.cfg.BasePath))
 
 	r.NoMethod(func(c *gin.Context) {
 		writeError(c, wire.ErrMethodNotAllowed, "", "this route does not take "+c.Request.Method)
 	})
 	r.NoRoute(func(c *gin.Context) {
-		if s.web != nil && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) && !isBFFPath(c.Request.URL.Path) {
+		if s.web != nil && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) && !s.isBFFPath(c.Request.URL.Path) {
 			s.pageHeaders(c)
 			s.web.ServeHTTP(c.Writer, c.Request)
 			return
@@ -232,10 +226,6 @@ func (s *Handler) routes() *gin.Engine {
 		writeError(c, wire.ErrNotFound, "", "no such route")
 	})
 	return r
-}
-
-func isBFFPath(p string) bool {
-	return p == wire.BasePath || len(p) > len(wire.BasePath) && p[:len(wire.BasePath)+1] == wire.BasePath+"/"
 }
 
 // noStore marks every BFF answer uncacheable: they carry tokens or
@@ -291,29 +281,6 @@ func (s *Handler) accessLog(c *gin.Context) {
 	s.log.Log(c.Request.Context(), level, "request",
 		"method", c.Request.Method, "path", c.Request.URL.Path,
 		"status", c.Writer.Status(), "duration", time.Since(start))
-}
-
-func (s *Handler) handleReady(c *gin.Context) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
-	defer cancel()
-	if err := s.vault.Ping(ctx); err != nil {
-		s.log.Warn("readyz: vault unreachable", "err", err)
-		c.String(http.StatusServiceUnavailable, "vault unreachable\n")
-		return
-	}
-	// Not ready until the provider's endpoints are known; a provider that
-	// is down once they are does not make a replica unready (see the
-	// README's Provider outages).
-	ok, status := s.providerReady()
-	if !ok {
-		c.String(http.StatusServiceUnavailable, "not ready: %s\n", status)
-		return
-	}
-	if status != "" {
-		c.String(http.StatusOK, "ready: %s\n", status)
-		return
-	}
-	c.String(http.StatusOK, "ready\n")
 }
 
 // writeError sends the one error shape of the contract.

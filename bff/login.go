@@ -298,7 +298,7 @@ func (s *Handler) errorPage(c *gin.Context, status int, title, msg, returnTo str
 	c.Header("Content-Security-Policy", errorPageCSP)
 	c.Header("Cross-Origin-Opener-Policy", "same-origin")
 	c.Status(status)
-	retry := wire.PathLogin + "?return_to=" + url.QueryEscape(returnTo)
+	retry := s.LoginURL(returnTo)
 	if err := errorPageTmpl.Execute(c.Writer, map[string]string{"Title": title, "Message": msg, "Retry": retry}); err != nil {
 		s.log.Error("rendering the error page", "err", err)
 	}

@@ -117,6 +117,9 @@ type loginCookies struct {
 	index  string // name of the index cookie
 	secure bool
 	now    func() time.Time
+	// The paths of the callback and of the login (the cookies' Path):
+	// under Config.BasePath.
+	callbackPath, loginPath string
 }
 
 // newLoginCookies derives the login cookies' keys from the session keys
@@ -132,7 +135,8 @@ func newLoginCookies(sessionKeys [][]byte, secure bool, now func() time.Time) *l
 		sc.MaxAge(int(loginTTL / time.Second))
 		sc.SetSerializer(loginSerializer{})
 	}
-	lc := &loginCookies{codecs: codecs, prefix: "tether_login_", index: "tether_logins", secure: secure, now: now}
+	lc := &loginCookies{codecs: codecs, prefix: "tether_login_", index: "tether_logins", secure: secure, now: now,
+		callbackPath: wire.PathCallback, loginPath: wire.PathLogin}
 	if secure {
 		// Path is not /, so __Host- is out; __Secure- at least keeps
 		// plain-http pages from setting it.
@@ -171,7 +175,7 @@ func (lc *loginCookies) issue(w http.ResponseWriter, r *http.Request, l *pending
 	})
 	slices.SortStableFunc(index, func(a, b loginIndexEntry) int { return cmp.Compare(a.Created, b.Created) })
 	for len(index) >= maxLogins {
-		http.SetCookie(w, lc.cookie(lc.prefix+index[0].ID, "", wire.PathCallback, -1))
+		http.SetCookie(w, lc.cookie(lc.prefix+index[0].ID, "", lc.callbackPath, -1))
 		index = index[1:]
 	}
 	value, err := securecookie.EncodeMulti(lc.prefix+loginID(l.State), l, lc.codecs...)
@@ -183,8 +187,8 @@ func (lc *loginCookies) issue(w http.ResponseWriter, r *http.Request, l *pending
 	if err != nil {
 		return err
 	}
-	http.SetCookie(w, lc.cookie(lc.prefix+loginID(l.State), value, wire.PathCallback, int(ttl)))
-	http.SetCookie(w, lc.cookie(lc.index, list, wire.PathLogin, int(ttl)))
+	http.SetCookie(w, lc.cookie(lc.prefix+loginID(l.State), value, lc.callbackPath, int(ttl)))
+	http.SetCookie(w, lc.cookie(lc.index, list, lc.loginPath, int(ttl)))
 	return nil
 }
 
@@ -200,7 +204,7 @@ func (lc *loginCookies) take(w http.ResponseWriter, r *http.Request, state strin
 	if err != nil {
 		return nil
 	}
-	http.SetCookie(w, lc.cookie(name, "", wire.PathCallback, -1))
+	http.SetCookie(w, lc.cookie(name, "", lc.callbackPath, -1))
 	var l pendingLogin
 	if securecookie.DecodeMulti(name, c.Value, &l, lc.codecs...) != nil {
 		return nil

@@ -34,6 +34,7 @@ func (s *Handler) handleLogout(c *gin.Context) {
 			writeStorageError(c, err)
 			return
 		}
+		s.api.forget(sid)
 		if rec != nil && (rec.RefreshToken != "" || rec.AccessToken != "") {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ProviderTimeout)
 			if err := s.provider.Revoke(rctx, rec.RefreshToken, rec.AccessToken); err != nil {

@@ -17,12 +17,12 @@ import (
 func (s *Handler) handleSession(c *gin.Context) {
 	sid := sessionID(c)
 	if sid == "" {
-		c.JSON(http.StatusOK, wire.SessionResponse{})
+		c.JSON(http.StatusOK, wire.SessionResponse{Reason: endedReason(c)})
 		return
 	}
 	rec, err := s.vault.Get(c.Request.Context(), sid)
 	if errors.Is(err, vault.ErrNotFound) {
-		c.JSON(http.StatusOK, wire.SessionResponse{})
+		c.JSON(http.StatusOK, wire.SessionResponse{Reason: wire.ReasonNoSession})
 		return
 	}
 	if err != nil {

@@ -25,6 +25,11 @@ type stackOptions struct {
 	providerTimeout time.Duration // the BFF's bound on a call to the provider
 	retryAfter      time.Duration // the BFF's advice when the provider gives none
 	csp             string        // replaces the page's Content-Security-Policy (TETHER_CSP)
+	revokeOnRefresh bool          // a refresh kills the earlier access tokens at once (GitHub, Hydra)
+	proxy           bool          // proxy mode, /bff/token off (TETHER_DEMO_MODE=proxy)
+	forceMinAge     time.Duration // TETHER_FORCE_MIN_AGE
+	forceBurst      int           // TETHER_FORCE_BURST
+	routes          bool          // a proxy route "dev" to the sample API, /bff/token on
 }
 
 // stack is a running demo: the page, the BFF and the dev provider.
@@ -48,11 +53,27 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		Dev: func(c *devprovider.Config) {
 			c.AccessTTL = o.accessTTL
 			c.AutoApprove = o.autoApprove
+			c.RevokeAccessOnRefresh = o.revokeOnRefresh
 		},
 		BFF: func(c *bff.Config) {
 			c.ProviderTimeout = o.providerTimeout
 			c.RetryAfter = o.retryAfter
 			c.CSP = o.csp
+			if o.forceMinAge > 0 {
+				c.ForceMinAge = o.forceMinAge
+			}
+			if o.forceBurst > 0 {
+				c.ForceBurst = o.forceBurst
+			}
+			if o.routes {
+				c.APIRoutes = []bff.APIRoute{{Name: "dev", URL: c.Issuer + "/api"}}
+			}
+		},
+		Getenv: func(k string) string {
+			if o.proxy && k == "TETHER_DEMO_MODE" {
+				return "proxy"
+			}
+			return ""
 		},
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})

@@ -7,28 +7,37 @@
 // encoding/json; nor time, context or fmt (see package client's doc and
 // size_test.go for the budget).
 //
-// At start it hands its bridge to globalThis.__tether_ready(bridge), which
-// web/tether.js sets before go.run (which never resolves); the bridge is
-// not left in any global, so that other scripts cannot read tokens from
-// it. It has one function:
+// Its first act is to hand its bridge, one function, to the function
+// that web/tether.js puts at globalThis.__tether_handshake just before
+// go.run and deletes right after: go.run runs main until it blocks, so the
+// handshake exists only while no other script can run, and tether.js
+// defines it as its own data property, so that an accessor another script
+// put there earlier is replaced, not called (or, if it cannot be replaced,
+// tether.js refuses to start). The bridge is passed as an argument, never
+// set as a property (a setter on Object.prototype would see it), and is
+// kept only in tether.js's closure: no other script can reach it.
 //
 //	call(op, ...args), where op is one of
-//	    "configure", bff, apiOrigins, fetch, emit, lock, share, setToken -> undefined | Error
+//	    "configure", bff, apiOrigins, fetch, emit, lock, announce, setToken -> undefined | Error
 //	        bff: base path ("/bff"); apiOrigins: array of origins;
 //	        fetch: the page's own fetch; emit(type, expiresAt, reason,
 //	        retryAfterSeconds); lock(run) -> Promise, runs run() (which
-//	        returns a Promise) under navigator.locks; share(token,
-//	        expiresAt, expiresIn, refreshBuffer) posts to sibling tabs;
-//	        setToken(token, untilMs) receives the client's usable token
-//	        ("" for none) whenever it changes, and the Date.now() from
-//	        which it must not be used without calling "token" (see
+//	        returns a Promise) under navigator.locks; announce(news)
+//	        tells sibling tabs "refreshing", "refreshed" or "unchanged"
+//	        (never a token), and may return a Promise that the refresh
+//	        request waits for (the tabs' acknowledgement of "refreshing");
+//	        setToken(token, untilMs) receives the
+//	        client's usable token ("" for none, or while a refresh holds
+//	        new calls) whenever it changes, and the Date.now() from which
+//	        it must not be used without calling "token" (see
 //	        client.Config.OnToken); it is called before the event of the
-//	        same change, in the same task. lock, share and setToken may be
-//	        null.
+//	        same change, in the same task. lock, announce and setToken may
+//	        be null.
 //	    "allowed", origin           -> boolean: is origin (URL.origin) an API origin
 //	    "token"                     -> Promise<string>
 //	    "recover", rejected         -> Promise<string>, after an API's 401
-//	    "offer", token, expiresAt, expiresIn, refreshBuffer: a sibling's token
+//	    "news", kind                a sibling tab's news (client.Client.News)
+//	    "nosession"                 GET /bff/session said there is none (client.Client.NoSession)
 //	    "prefetch", "visible", "login", "restart", "logout" -> undefined
 //	    "state"                     -> [connected, expiresAt, degraded, reason]
 //
@@ -61,29 +70,25 @@ var (
 // requestTimeout bounds every request to the BFF, in milliseconds.
 const requestTimeout = 30_000
 
+// handshake is the global through which main hands over its bridge.
+const handshake = "__tether_handshake"
+
 func main() {
-	ready := global.Get("__tether_ready")
-	if ready.Type() != js.TypeFunction {
+	hand := global.Get(handshake)
+	if hand.Type() != js.TypeFunction {
 		println("tether: start me with Tether.start (web/tether.js)")
 		return
 	}
 	b := &bridge{}
-	ready.Invoke(b.export())
+	hand.Invoke(js.FuncOf(b.call)) // lives as long as the page
 	select {}
 }
 
-// bridge is the object JS sees.
+// bridge is what JS calls.
 type bridge struct {
 	c     atomic.Pointer[client.Client]
 	bff   string   // base path of the BFF, e.g. "/bff"
 	fetch js.Value // the page's original fetch
-}
-
-// export builds the JS object. Its function lives as long as the page.
-func (b *bridge) export() js.Value {
-	o := jsObject.New()
-	o.Set("call", js.FuncOf(b.call))
-	return o
 }
 
 // call runs the operation named by its first argument.
@@ -108,11 +113,10 @@ func (b *bridge) call(_ js.Value, args []js.Value) any {
 	case "recover":
 		rejected := str(args, 0)
 		return promise(func() (string, error) { return c.Recover(rejected) })
-	case "offer":
-		c.Offer(wire.TokenResponse{
-			AccessToken: str(args, 0), TokenType: wire.TokenTypeBearer,
-			ExpiresAt: num(args, 1), ExpiresIn: num(args, 2), RefreshBuffer: num(args, 3),
-		})
+	case "news":
+		c.News(str(args, 0))
+	case "nosession":
+		c.NoSession()
 	case "prefetch":
 		c.Prefetch()
 	case "visible":
@@ -169,8 +173,8 @@ func (b *bridge) configure(args []js.Value) any {
 	if lock := arg(args, 4); lock.Type() == js.TypeFunction {
 		cfg.Lock = locker{lock}
 	}
-	if share := arg(args, 5); share.Type() == js.TypeFunction {
-		cfg.Peers = peers{share}
+	if announce := arg(args, 5); announce.Type() == js.TypeFunction {
+		cfg.Peers = peers{announce}
 	}
 	if setToken := arg(args, 6); setToken.Type() == js.TypeFunction {
 		cfg.OnToken = func(token string, until int64) { setToken.Invoke(token, until) }
@@ -242,11 +246,15 @@ func (l locker) WithLock(f func() error) error {
 	return ferr
 }
 
-// peers passes a token to the page's share hook (a BroadcastChannel).
-type peers struct{ share js.Value }
+// peers passes news to the page's announce hook (a BroadcastChannel),
+// and waits for the Promise it returns, if any: the other tabs' word that
+// they hold their calls.
+type peers struct{ announce js.Value }
 
-func (p peers) Share(tr wire.TokenResponse) {
-	p.share.Invoke(tr.AccessToken, tr.ExpiresAt, tr.ExpiresIn, tr.RefreshBuffer)
+func (p peers) Announce(news string) {
+	if v := p.announce.Invoke(news); v.Type() == js.TypeObject {
+		await(v)
+	}
 }
 
 var (
@@ -282,14 +290,6 @@ func catch(err *error) {
 		}
 		*err = rejection("wasm: " + e.Error())
 	}
-}
-
-// num returns args[i] if it is a number, else 0.
-func num(args []js.Value, i int) int64 {
-	if v := arg(args, i); v.Type() == js.TypeNumber {
-		return int64(v.Float())
-	}
-	return 0
 }
 
 // now is the client's clock: Unix milliseconds.

@@ -272,3 +272,78 @@ func TestTimer(t *testing.T) {
 	<-done
 	var _ client.Timer = stopped
 }
+
+// TestNoSession: told by the page that GET /bff/session found none, the
+// client rejects token calls at once, without a request, and says why.
+func TestNoSession(t *testing.T) {
+	b, fetch, emit := configured(t)
+	b.op("nosession")
+	if _, err := await(b.op("token")); err == nil || !strings.Contains(err.Error(), "TetherReconnectRequired") {
+		t.Fatalf("token() error %v; want TetherReconnectRequired", err)
+	}
+	if n := fetch.Get("calls").Length(); n != 0 {
+		t.Errorf("%d requests; want none", n)
+	}
+	if got := log(emit); got != "reconnect" || emit.Get("events").Index(0).Get("reason").String() != "no_session" {
+		t.Errorf("events %q; want one reconnect(no_session)", got)
+	}
+}
+
+// TestNews: the announce hook gets news, never a token, and the refresh
+// request waits for the Promise it returns; news from another tab reaches
+// the client.
+func TestNews(t *testing.T) {
+	fetch, emit := newFunc(t, fakeBFF), newFunc(t, recorder)
+	announce := newFunc(t, `
+const f = (news) => { f.news.push(news); if (news === "refreshing") return new Promise((r) => { f.release = r; }); };
+f.news = [];
+return f;`)
+	b := &bridge{}
+	origins := global.Get("Array").New("https://api.example")
+	if err := b.call(js.Null(), []js.Value{js.ValueOf("configure"), js.ValueOf("/bff"), origins, fetch, emit, js.Null(), announce, emit.Get("setToken")}); err != nil {
+		t.Fatalf("configure: %v", js.ValueOf(err).Get("message"))
+	}
+	t.Cleanup(func() { b.c.Load().Close() })
+	fetch.Call("answer", 200, `{"access_token":"tok-1","token_type":"Bearer","expires_in":600,"refresh_buffer":60}`)
+	if tok, err := await(b.op("token")); err != nil || tok.String() != "tok-1" {
+		t.Fatalf("token() = %v, %v", tok, err)
+	}
+	if n := announce.Get("news").Length(); n != 0 {
+		t.Errorf("a first token was announced: %s", stringify(announce.Get("news")))
+	}
+
+	// A 401: the forced request is a refresh; it leaves once the other
+	// tabs answered (the Promise), and its end is announced.
+	fetch.Call("answer", 200, `{"access_token":"tok-2","token_type":"Bearer","expires_in":600,"refresh_buffer":60}`)
+	p := b.op("recover", "tok-1")
+	for i := 0; i < 100 && announce.Get("release").IsUndefined(); i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := fetch.Get("calls").Length(); n != 1 {
+		t.Fatalf("%d requests before the tabs answered; want still 1", n)
+	}
+	announce.Call("release")
+	if tok, err := await(p); err != nil || tok.String() != "tok-2" {
+		t.Fatalf("recover() = %v, %v", tok, err)
+	}
+	if got := stringify(announce.Get("news")); got != `["refreshing","refreshed"]` {
+		t.Errorf("news %s; want refreshing, refreshed", got)
+	}
+
+	// Another tab refreshes: the copy is withdrawn, then this tab asks.
+	b.op("news", "refreshing")
+	if last := emit.Get("pushes").Index(emit.Get("pushes").Length() - 1); last.Get("token").String() != "" {
+		t.Errorf("last push %s while another tab refreshes; want the copy withdrawn", stringify(last))
+	}
+	fetch.Call("answer", 200, `{"access_token":"tok-3","token_type":"Bearer","expires_in":600,"refresh_buffer":60}`)
+	b.op("news", "refreshed")
+	for i := 0; i < 200 && emit.Get("pushes").Index(emit.Get("pushes").Length()-1).Get("token").String() != "tok-3"; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := fetch.Get("calls").Length(); n != 3 {
+		t.Errorf("%d requests; want 3", n)
+	}
+	if seq := log(emit); strings.Contains(stringify(announce.Get("news")), "tok-") || !strings.HasSuffix(seq, "set(tok-3) token") {
+		t.Errorf("pushes and events %q, news %s", seq, stringify(announce.Get("news")))
+	}
+}

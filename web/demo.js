@@ -653,7 +653,10 @@
       return;
     }
     try {
-      st.tether = await Tether.start({ bff: "/bff", apiOrigins: [st.config.apiOrigin] });
+      // Proxy mode (config.mode): the BFF calls the API for the page.
+      st.tether = await Tether.start(st.config.mode === "proxy"
+        ? { bff: "/bff", mode: "proxy", apis: st.config.apis }
+        : { bff: "/bff", apiOrigins: [st.config.apiOrigin] });
     } catch (err) {
       fail("The Tether client did not start: " + err.message);
       return;

@@ -21,23 +21,32 @@
  *
  * Tether.start(options) -> Promise<tether>; a second call returns the same one.
  *
- * tether.fetch(input, init) has window.fetch's contract. For an API origin
- * it adds "Authorization: Bearer <token>" (to a copy of the headers). The
- * WebAssembly client decides everything: which origins are API origins
- * (asked once per origin and remembered, for up to 256 origins), and which
- * token may be used until when. It pushes its usable token, and the moment
- * it stops being usable, whenever they change (before the event of the
- * same change: after "reconnect" or "logout" no call carries the old one);
- * tether.js keeps that copy in a private field of the Tether object and
- * sends it while Date.now() is before that moment, without calling into
- * WebAssembly. Otherwise the call waits for the client's token. On a 401
- * it asks for a new token once and retries once if the body can be sent
- * again (none, string, URLSearchParams, Blob, ArrayBuffer, a view,
+ * tether.fetch(input, init) has window.fetch's contract. It reads the URL
+ * once (a Request's own, else String(input), resolved against the page),
+ * decides on that URL and fetches that URL: an object that answers
+ * differently the second time cannot send the token elsewhere. For an API
+ * origin it adds "Authorization: Bearer <token>" (to a copy of the
+ * headers). The WebAssembly client decides everything: which origins are
+ * API origins (asked once per origin and remembered, for up to 256
+ * origins), and which token may be used until when. It pushes its usable
+ * token, and the moment it stops being usable, whenever they change (before
+ * the event of the same change: after "reconnect" or "logout" no call
+ * carries the old one); tether.js keeps that copy in a private field of the
+ * Tether object and sends it while Date.now() is before that moment,
+ * without calling into WebAssembly. Otherwise the call waits for the
+ * client's token: while a refresh is on its way (this tab's or another
+ * tab's), that is the new token, or the old one after at most 2 s. On a
+ * 401 it asks for a new token once and retries once if the body can be
+ * sent again (none, string, URLSearchParams, Blob, ArrayBuffer, a view,
  * FormData, an unused Request; not a ReadableStream); otherwise, or if no
  * new token comes, it returns the 401. Other origins are fetched untouched.
  * After a reconnect, API calls reject at once with an Error named
  * "TetherReconnectRequired" (error.reason); while the BFF is unavailable
  * and no token is left, with "TetherUnavailable" (error.retryAfter, s).
+ *
+ * At start it asks GET /bff/session (alongside the WebAssembly download)
+ * and, when there is no session, asks for no token: the page gets
+ * "reconnect" with reason "no_session" and the console stays clean.
  *
  * tether.state()        -> {connected, expiresAt, degraded, reason}
  * tether.login(path?)   navigates to the BFF's login, back to path (default: here)
@@ -55,26 +64,64 @@
  *
  * The token is held in memory only: by the WebAssembly client and in a
  * private field of the Tether object (#token), never on window, in an
- * event or in the DOM. Nothing is written to localStorage, sessionStorage,
- * IndexedDB or cookies.
+ * event, in the DOM or on the tabs' channel. Nothing is written to
+ * localStorage, sessionStorage, IndexedDB or cookies.
  * The tabs of an origin take turns asking for a token (navigator.locks
- * "tether-token") and pass a fresh one to each other in memory
- * (BroadcastChannel "tether"), so N tabs cost one /bff/token per refresh.
+ * "tether-token") and tell each other, on BroadcastChannel "tether", that
+ * a refresh is starting and how it ended, never the token: any script of
+ * the origin can listen there (see class Tabs). A refresh request leaves
+ * once the other tabs have answered that their new calls wait for it (at
+ * most 100 ms); a tab that hears "refreshed" asks the BFF for the new
+ * token, which it answers from its vault, so N tabs cost one refresh and N
+ * /bff/token requests.
+ *
+ * Load wasm_exec.js and tether.js before any other script: tether.js keeps
+ * the built-ins it uses (fetch, URL, Request, Headers, BroadcastChannel,
+ * Go) as they are when it loads. A script that runs earlier can replace
+ * them, and no script on the page can be kept from asking POST /bff/token
+ * itself (see the README's security model).
+ *
+ * Proxy mode: Tether.start({ mode: "proxy", apis: { name: "https://api..." } })
+ * sends calls under those base URLs to the BFF (<bff>/api/<name>/...), which
+ * adds the token: the page holds none and loads no WebAssembly. See
+ * "proxy mode" below.
  */
 (function (global) {
   "use strict";
 
+  // The built-ins tether.fetch decides with, as they are now: a script
+  // that redefines URL.prototype.origin, Request.prototype.url or
+  // Headers.prototype later changes nothing here.
+  const { apply, defineProperty, deleteProperty, getOwnPropertyDescriptor } = Reflect;
+  const getter = (C, name) => getOwnPropertyDescriptor(C.prototype, name).get;
   const nativeFetch = global.fetch.bind(global);
-  const script = global.document && document.currentScript;
+  const NativeURL = global.URL, NativeRequest = global.Request, NativeHeaders = global.Headers;
+  const urlHref = getter(NativeURL, "href"), urlOrigin = getter(NativeURL, "origin");
+  const requestURL = getter(NativeRequest, "url"), requestHeaders = getter(NativeRequest, "headers");
+  const requestBody = getter(NativeRequest, "body"), requestBodyUsed = getter(NativeRequest, "bodyUsed");
+  const requestClone = NativeRequest.prototype.clone;
+  const Channel = global.BroadcastChannel;
+  const NativeGo = global.Go;
+  const instantiateStreaming = WebAssembly.instantiateStreaming.bind(WebAssembly);
+  const doc = global.document;
+  const base = doc ? ((baseURI) => () => apply(baseURI, doc, []))(getter(global.Node, "baseURI")) : () => global.location.href;
+
+  const script = doc && doc.currentScript;
   const scriptURL = script ? script.src : global.location.href;
   const scriptWasm = script && script.dataset.wasm && !script.dataset.wasm.includes("{{")
-    ? new URL(script.dataset.wasm, document.baseURI).href : "";
+    ? new NativeURL(script.dataset.wasm, doc.baseURI).href : "";
   const CSRF = { "X-CSRF": "1" };
   const MAX_ORIGINS = 256; // remembered answers of "allowed", then start over
+  const ACK_WAIT = 100;    // ms a refresh request waits for the other tabs' "holding"
+  // HANDSHAKE is the global through which the Go program hands over its
+  // bridge (wasm/main.go). It exists only while go.run runs the program's
+  // main, which does that first: no other script runs meanwhile.
+  const HANDSHAKE = "__tether_handshake";
   let started = null;
 
   function start(options) {
-    started = started || boot(options || {}).catch((err) => {
+    options = options || {};
+    started = started || (options.mode === "proxy" ? bootProxy(options) : boot(options)).catch((err) => {
       started = null; // let the page try again
       throw err;
     });
@@ -82,120 +129,163 @@
   }
 
   async function boot(options) {
-    if (typeof global.Go !== "function") {
+    const Go = NativeGo || global.Go;
+    if (typeof Go !== "function") {
       throw new Error("tether: load wasm_exec.js before starting Tether");
     }
     const bff = (options.bff || "/bff").replace(/\/+$/, "");
+    // Is there a session at all? Asked during the download, so that a
+    // signed-in page waits no longer for its token; without a session,
+    // no token is asked for (the 401 would be a console error).
+    const session = nativeFetch(bff + "/session", { credentials: "same-origin", cache: "no-store", headers: CSRF })
+      .then((res) => (res.ok ? res.json() : null))
+      .catch(() => null);
     const wasm = options.wasm || scriptWasm || (await wasmFromManifest());
-    const go = new global.Go();
-    const ready = new Promise((resolve) => { global.__tether_ready = resolve; });
-    const { instance } = await WebAssembly.instantiateStreaming(nativeFetch(wasm), go.importObject);
-    const exited = go.run(instance).then(() => { throw new Error("tether: the WebAssembly client exited"); });
-    const bridge = await Promise.race([ready, exited]);
-    delete global.__tether_ready; // the bridge lives only in the Tether object
-    return new Tether(bridge, bff, options.apiOrigins || []);
+    const go = new Go();
+    const { instance } = await instantiateStreaming(nativeFetch(wasm), go.importObject);
+    return new Tether(register(go, instance), bff, options.apiOrigins || [], session);
+  }
+
+  // register runs the Go program, which hands its bridge, a function, to
+  // the handshake. The handshake is an own data property of globalThis:
+  // an accessor another script defined there earlier is replaced, not
+  // called; one it made non-configurable stops Tether.
+  function register(go, instance) {
+    let call = null;
+    const hand = (fn) => {
+      if (call === null && typeof fn === "function") call = fn;
+    };
+    if (!defineProperty(global, HANDSHAKE, { value: hand, configurable: true })) {
+      throw new Error("tether: another script holds globalThis." + HANDSHAKE + ": not starting");
+    }
+    try {
+      go.run(instance).catch(() => {}); // it never ends; a crash is reported below
+    } finally {
+      deleteProperty(global, HANDSHAKE);
+    }
+    if (call === null) throw new Error("tether: the WebAssembly client did not start");
+    return call;
   }
 
   async function wasmFromManifest() {
-    const url = new URL("dist/manifest.json", scriptURL);
+    const url = new NativeURL("dist/manifest.json", scriptURL);
     const res = await nativeFetch(url, { cache: "no-cache" });
     if (!res.ok) throw new Error("tether: " + url + " answered " + res.status);
-    return new URL((await res.json()).wasm, url).href;
+    return new NativeURL((await res.json()).wasm, url).href;
   }
 
   class Tether extends EventTarget {
-    #bridge;
+    #call;
     #bff;
-    #token = "";       // the client's usable token, as it last pushed it; "" = none
-    #until = 0;        // Date.now() from which #token must not be used
-    #apis = new Map(); // origin -> is it an API origin (the client's answer)
+    #token = "";                // the client's usable token, as it last pushed it; "" = none
+    #until = 0;                 // Date.now() from which #token must not be used
+    #apis = { __proto__: null }; // origin -> is it an API origin (the client's answer)
+    #apiCount = 0;
+    #gate;                      // until the first token request may go; then null
 
-    constructor(bridge, bff, apiOrigins) {
+    constructor(call, bff, apiOrigins, session) {
       super();
-      this.#bridge = bridge;
+      this.#call = call;
       this.#bff = bff;
-      const channel = typeof BroadcastChannel === "function" ? new BroadcastChannel("tether") : null;
+      const tabs = typeof Channel === "function" ? new Tabs(call) : null;
       const emit = (type, expiresAt, reason, retryAfter) =>
         this.dispatchEvent(new CustomEvent(type, { detail: detail(type, expiresAt, reason, retryAfter) }));
-      const share = channel && ((token, expiresAt, expiresIn, refreshBuffer) => channel.postMessage({
-        access_token: token, token_type: "Bearer", expires_at: expiresAt, expires_in: expiresIn, refresh_buffer: refreshBuffer,
-      }));
       const lock = global.navigator && navigator.locks ? withLock : null;
       const setToken = (token, until) => {
         this.#token = token;
         this.#until = token ? until : 0;
       };
-      const err = bridge.call("configure", bff, apiOrigins, nativeFetch, emit, lock, share, setToken);
+      const err = call("configure", bff, apiOrigins, nativeFetch, emit, lock, tabs && ((news) => tabs.announce(news)), setToken);
       if (err) throw err;
-      if (channel) {
-        channel.onmessage = ({ data: m }) =>
-          m && bridge.call("offer", m.access_token, m.expires_at, m.expires_in, m.refresh_buffer);
-      }
-      if (global.document) {
-        document.addEventListener("visibilitychange", () => {
-          if (document.visibilityState === "visible") bridge.call("visible");
+      if (tabs) tabs.open();
+      if (doc) {
+        doc.addEventListener("visibilitychange", () => {
+          if (doc.visibilityState === "visible") call("visible");
         });
       }
       this.fetch = this.fetch.bind(this);
       // After the caller's `await Tether.start()` has run, so that its
-      // listeners see the first token or reconnect event.
-      setTimeout(() => bridge.call("prefetch"), 0);
+      // listeners see the first token or reconnect event; and once the BFF
+      // said whether there is a session.
+      this.#gate = new Promise((resolve) => setTimeout(resolve, 0))
+        .then(() => session)
+        .then((s) => {
+          this.#gate = null;
+          call(s && s.authenticated === false ? "nosession" : "prefetch");
+        });
     }
 
     async fetch(input, init) {
-      let origin;
-      try {
-        origin = new URL(input instanceof Request ? input.url : String(input), global.document ? document.baseURI : global.location.href).origin;
-      } catch {
-        return nativeFetch(input, init); // let fetch report the bad URL
+      // The URL, read once; what goes to fetch is that URL or that Request.
+      let target, href, request = null;
+      if (typeof input === "object" && input !== null && !(input instanceof NativeURL)) {
+        try {
+          href = apply(requestURL, input, []); // a Request's own URL, not its url property
+          target = request = input;
+        } catch {
+          // not a Request
+        }
       }
-      if (!this.#isAPI(origin)) return nativeFetch(input, init);
+      if (request === null) target = href = String(input); // one toString
+      let url;
+      try {
+        url = new NativeURL(href, base());
+      } catch {
+        return nativeFetch(target, init); // let fetch report the bad URL
+      }
+      if (!this.#isAPI(apply(urlOrigin, url, []))) return nativeFetch(target, init);
+      if (request === null) target = apply(urlHref, url, []); // exactly what was checked
       let token = this.#token;
       if (!token || Date.now() >= this.#until) {
         this.#token = ""; // past its moment: ask the client, which refreshes or says why not
-        token = await this.#bridge.call("token");
+        if (this.#gate) await this.#gate;
+        token = await this.#call("token");
       }
-      const replay = replayable(input, init);
-      const spare = replay && input instanceof Request && input.body ? input.clone() : input;
-      const res = await send(input, init, token);
+      const replay = replayable(request, init);
+      const spare = replay && request && apply(requestBody, request, []) ? apply(requestClone, request, []) : target;
+      const res = await send(target, request, init, token);
       if (res.status !== 401) return res;
       let fresh;
       try {
-        fresh = await this.#bridge.call("recover", token);
+        fresh = await this.#call("recover", token);
       } catch {
         return res; // the event (reconnect or degraded) tells the page why
       }
       if (!replay || !fresh || fresh === token) return res;
-      return send(spare, init, fresh);
+      return send(spare, request && spare, init, fresh);
     }
 
     // #isAPI tells whether origin gets the token, asking the client once per
     // origin (its normalization is the only one).
     #isAPI(origin) {
-      let api = this.#apis.get(origin);
+      let api = this.#apis[origin];
       if (api === undefined) {
-        api = this.#bridge.call("allowed", origin) === true;
-        if (this.#apis.size >= MAX_ORIGINS) this.#apis.clear();
-        this.#apis.set(origin, api);
+        api = this.#call("allowed", origin) === true;
+        if (this.#apiCount >= MAX_ORIGINS) {
+          this.#apis = { __proto__: null };
+          this.#apiCount = 0;
+        }
+        this.#apis[origin] = api;
+        this.#apiCount++;
       }
       return api;
     }
 
     state() {
-      const [connected, expiresAt, degraded, reason] = this.#bridge.call("state");
+      const [connected, expiresAt, degraded, reason] = this.#call("state");
       return { connected, expiresAt, degraded, reason };
     }
 
     login(returnTo) {
       const path = returnTo || global.location.pathname + global.location.search + global.location.hash;
-      this.#bridge.call("login");
+      this.#call("login");
       global.location.assign(this.#bff + "/login?return_to=" + encodeURIComponent(path));
     }
 
     async logout() {
       const res = await nativeFetch(this.#bff + "/logout", { method: "POST", credentials: "same-origin", headers: CSRF });
       if (!res.ok) throw new Error("tether: logout answered " + res.status);
-      this.#bridge.call("logout");
+      this.#call("logout");
     }
 
     async session() {
@@ -205,7 +295,87 @@
     }
 
     restart() {
-      this.#bridge.call("restart");
+      this.#call("restart");
+    }
+  }
+
+  // Tabs is the tabs' channel (BroadcastChannel "tether"). It carries
+  // news, never a token: {tab, news} with news one of "refreshing",
+  // "refreshed", "unchanged" (for the client, see wasm/client.News),
+  // "holding" (the answer to "refreshing": this tab's new calls now wait
+  // for the new token), and "hello", "here", "bye" (which tabs are open).
+  // A tab about to send a refresh request posts "refreshing" and waits
+  // until every tab it knows has answered "holding", at most ACK_WAIT ms,
+  // so that no tab sends the old token once the request has left.
+  class Tabs {
+    #channel = new Channel("tether");
+    #call;
+    #id = String(Math.random()).slice(2) + String(Date.now());
+    #peers = new Set(); // the other tabs, by id
+    #waiting = null;    // {pending: Set of ids, done()} while a refresh waits for them
+
+    constructor(call) {
+      this.#call = call;
+      this.#channel.onmessage = ({ data }) => this.#receive(data);
+    }
+
+    open() {
+      this.#post("hello");
+      global.addEventListener("pagehide", () => this.#post("bye"));
+      global.addEventListener("pageshow", (e) => e.persisted && this.#post("hello"));
+    }
+
+    #post(news, to) {
+      this.#channel.postMessage({ tab: this.#id, news, to });
+    }
+
+    // announce posts the client's news; for "refreshing" it returns a
+    // Promise that settles once the known tabs hold their calls.
+    announce(news) {
+      this.#post(news);
+      if (news !== "refreshing" || this.#peers.size === 0) return undefined;
+      return new Promise((resolve) => {
+        const pending = new Set(this.#peers);
+        const w = {
+          pending,
+          done: () => {
+            if (this.#waiting !== w) return;
+            this.#waiting = null;
+            clearTimeout(timer);
+            resolve();
+          },
+        };
+        const timer = setTimeout(() => {
+          for (const tab of pending) this.#peers.delete(tab); // silent: gone, or frozen
+          w.done();
+        }, ACK_WAIT);
+        this.#waiting = w;
+      });
+    }
+
+    #receive(data) {
+      if (data === null || typeof data !== "object") return;
+      const { tab, news, to } = data;
+      if (typeof tab !== "string" || typeof news !== "string") return;
+      const w = this.#waiting;
+      switch (news) {
+        case "bye":
+          this.#peers.delete(tab);
+          if (w && w.pending.delete(tab) && w.pending.size === 0) w.done();
+          return;
+        case "hello":
+          this.#post("here");
+          break;
+        case "holding":
+          if (to === this.#id && w && w.pending.delete(tab) && w.pending.size === 0) w.done();
+          break;
+        case "here":
+          break;
+        default:
+          this.#call("news", news); // the client asks the BFF for any token
+          if (news === "refreshing") this.#post("holding", tab); // its new calls wait from now on
+      }
+      this.#peers.add(tab);
     }
   }
 
@@ -218,31 +388,253 @@
     }
   }
 
-  // withLock runs run() under the tabs' lock. A tab that had to wait gives
-  // the holder's BroadcastChannel message a moment to arrive: the client
-  // then finds the fresh token in its cache and asks the BFF for nothing.
+  // withLock runs run() under the tabs' lock.
   function withLock(run) {
-    return navigator.locks.request("tether-token", { ifAvailable: true }, (lock) =>
-      lock ? run() : navigator.locks.request("tether-token", async () => {
-        await new Promise((resolve) => setTimeout(resolve, 25));
-        return run();
-      }));
+    return navigator.locks.request("tether-token", run);
   }
 
   // replayable tells whether a request can be sent a second time.
-  function replayable(input, init) {
+  function replayable(request, init) {
     const body = init && init.body;
     if (body !== undefined && body !== null) {
       return !(typeof ReadableStream === "function" && body instanceof ReadableStream);
     }
-    return !(input instanceof Request && input.bodyUsed);
+    return !(request && apply(requestBodyUsed, request, []));
   }
 
-  function send(input, init, token) {
-    const own = init && init.headers !== undefined ? init.headers : input instanceof Request ? input.headers : undefined;
-    const headers = new Headers(own);
-    headers.set("Authorization", "Bearer " + token);
-    return nativeFetch(input, Object.assign({}, init, { headers }));
+  // send fetches target with the token. The headers are a record of our
+  // own and the init has no prototype: on the way to fetch, no getter on
+  // Object.prototype and no redefined Headers method sees the token.
+  function send(target, request, init, token) {
+    const headers = { __proto__: null };
+    const own = init && init.headers !== undefined ? init.headers : request ? apply(requestHeaders, request, []) : undefined;
+    if (own !== undefined) {
+      for (const [name, value] of new NativeHeaders(own)) headers[name] = value;
+    }
+    headers.authorization = "Bearer " + token;
+    return nativeFetch(target, { __proto__: null, ...init, headers });
+  }
+
+  // ---- proxy mode ------------------------------------------------------
+  //
+  // Tether.start({ mode: "proxy", apis: { github: "https://api.github.com" } }):
+  // tether.fetch("https://api.github.com/user?x=1") goes to
+  // <bff>/api/github/user?x=1, same origin, with the cookie and X-CSRF; the
+  // BFF adds the token, refreshes it, retries once after the API's 401. The
+  // browser holds no token and loads no WebAssembly. The page hears the
+  // same events and errors as in token mode, from the BFF's Tether-* answer
+  // headers: "token" {expiresAt} when the token the BFF used changed (never
+  // the token), "recovered" {reason: "rejected"} after the BFF's retry,
+  // "degraded"/"recovered" around an outage, "reconnect" {reason} once the
+  // session is over (the call that found out returns the BFF's 401; later
+  // ones reject at once with TetherReconnectRequired); a provider outage
+  // with no valid token left rejects with TetherUnavailable (retryAfter).
+  // URLs under no route are fetched untouched or, with apiOrigins too,
+  // token-mediated (that needs POST /bff/token, and wasm_exec.js).
+
+  const urlPathname = getter(NativeURL, "pathname"), urlSearch = getter(NativeURL, "search");
+  const UNAVAILABLE = new Set(["provider_unavailable", "storage_unavailable", "too_many_refreshes"]);
+  const EVENTS = ["token", "reconnect", "degraded", "recovered", "logout"];
+
+  async function bootProxy(options) {
+    const bff = (options.bff || "/bff").replace(/\/+$/, "");
+    const routes = proxyRoutes(options.apis);
+    const inner = options.apiOrigins && options.apiOrigins.length ? await boot(options) : null;
+    return new ProxyTether(bff, routes, inner);
+  }
+
+  // proxyRoutes checks options.apis: route name -> the API's base URL
+  // (http(s), no query or fragment), longest base path first.
+  function proxyRoutes(apis) {
+    const routes = [];
+    for (const [name, base] of Object.entries(apis || {})) {
+      if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name)) throw new Error("tether: apis: " + JSON.stringify(name) + " is not a route name");
+      const u = new NativeURL(String(base));
+      if ((u.protocol !== "https:" && u.protocol !== "http:") || u.search || u.hash || u.username || u.password) {
+        throw new Error("tether: apis." + name + ": " + JSON.stringify(String(base)) + " is not a base URL like https://api.example");
+      }
+      routes.push({ name, origin: apply(urlOrigin, u, []), path: apply(urlPathname, u, []).replace(/\/+$/, "") });
+    }
+    if (!routes.length) throw new Error('tether: mode "proxy" needs apis, like { github: "https://api.github.com" }');
+    return routes.sort((a, b) => b.path.length - a.path.length);
+  }
+
+  function tetherError(name, message, fields) {
+    const err = new Error(message);
+    err.name = name;
+    return Object.assign(err, fields);
+  }
+
+  class ProxyTether extends EventTarget {
+    #bff;
+    #routes;
+    #inner; // the token-mediated Tether for apiOrigins, or null
+    #state = { connected: false, expiresAt: 0, degraded: false, reason: "" };
+
+    constructor(bff, routes, inner) {
+      super();
+      this.#bff = bff;
+      this.#routes = routes;
+      this.#inner = inner;
+      if (inner) {
+        for (const type of EVENTS) {
+          inner.addEventListener(type, (e) => this.dispatchEvent(new CustomEvent(type, { detail: e.detail })));
+        }
+      }
+      this.fetch = this.fetch.bind(this);
+      // After the caller's `await Tether.start()`, as in token mode.
+      if (!inner) setTimeout(() => this.#prefetch(), 0);
+    }
+
+    #emit(type, detail) {
+      this.dispatchEvent(new CustomEvent(type, { detail }));
+    }
+
+    // #prefetch tells the page at start whether there is a session, as the
+    // first token request does in token mode.
+    async #prefetch() {
+      let s;
+      try {
+        s = await this.session();
+      } catch {
+        return; // the first call will tell
+      }
+      if (s.authenticated) {
+        this.#token(s.access_expires_at || 0);
+      } else {
+        this.#reconnect(s.reason || "no_session");
+      }
+    }
+
+    #route(href) {
+      let u;
+      try {
+        u = new NativeURL(href, base());
+      } catch {
+        return null;
+      }
+      const origin = apply(urlOrigin, u, []), path = apply(urlPathname, u, []);
+      for (const r of this.#routes) {
+        if (origin === r.origin && (path === r.path || path.startsWith(r.path + "/") || r.path === "")) {
+          return this.#bff + "/api/" + r.name + path.slice(r.path.length) + apply(urlSearch, u, []);
+        }
+      }
+      return null;
+    }
+
+    async fetch(input, init) {
+      // The URL is read once, with the built-ins as they were at load:
+      // the decision and the request are about the same URL.
+      const isRequest = input instanceof NativeRequest;
+      const target = this.#route(isRequest ? apply(requestURL, input, []) : String(input));
+      if (target === null) return this.#inner ? this.#inner.fetch(input, init) : nativeFetch(input, init);
+      if (this.#state.reason) {
+        throw tetherError("TetherReconnectRequired", "tether: reconnect required (" + this.#state.reason + ")", { reason: this.#state.reason });
+      }
+      const own = init && init.headers !== undefined ? init.headers : isRequest ? apply(requestHeaders, input, []) : undefined;
+      const headers = new NativeHeaders(own);
+      headers.set("X-CSRF", "1");
+      const opts = { credentials: "same-origin" };
+      if (isRequest) {
+        for (const k of ["method", "cache", "redirect", "referrer", "referrerPolicy", "integrity", "keepalive", "signal"]) opts[k] = input[k];
+        if (input.method !== "GET" && input.method !== "HEAD" && input.body) opts.body = await input.arrayBuffer();
+      }
+      const res = await nativeFetch(target, Object.assign(opts, init, { headers, credentials: "same-origin" }));
+      const code = res.headers.get("Tether-Error");
+      if (code === "reconnect_required") {
+        let reason = "no_session";
+        try {
+          reason = (await res.clone().json()).reason || reason;
+        } catch {
+          // keep no_session
+        }
+        this.#reconnect(reason);
+        return res;
+      }
+      if (UNAVAILABLE.has(code)) {
+        const retryAfter = Number(res.headers.get("Retry-After")) || 0;
+        this.#degrade(code, retryAfter);
+        throw tetherError("TetherUnavailable", "tether: " + code + ", retry in " + retryAfter + " s", { reason: code, retryAfter });
+      }
+      if (code === null) this.#answered(res.headers);
+      return res;
+    }
+
+    // #answered reads what an upstream answer says about the token.
+    #answered(h) {
+      const degraded = h.get("Tether-Degraded");
+      const expires = h.get("Tether-Expires-At");
+      if (h.get("Tether-Retried") === "1") this.#emit("recovered", { reason: "rejected" });
+      if (degraded !== null) {
+        this.#degrade("provider_unavailable", Number(degraded) || 0);
+      } else if (this.#state.degraded) {
+        this.#state.degraded = false;
+        this.#emit("recovered", { reason: "degraded" });
+      }
+      if (expires !== null) this.#token(Number(expires) || 0);
+    }
+
+    #token(expiresAt) {
+      const st = this.#state;
+      if (st.connected && st.expiresAt === expiresAt) return;
+      st.connected = true;
+      st.expiresAt = expiresAt;
+      this.#emit("token", { expiresAt });
+    }
+
+    #degrade(reason, retryAfter) {
+      if (this.#state.degraded) return;
+      this.#state.degraded = true;
+      this.#emit("degraded", { reason, retryAfter });
+    }
+
+    #reconnect(reason) {
+      if (this.#state.reason) return;
+      this.#state = { connected: false, expiresAt: 0, degraded: false, reason };
+      this.#emit("reconnect", { reason });
+    }
+
+    state() {
+      const own = Object.assign({}, this.#state);
+      if (!this.#inner) return own;
+      const other = this.#inner.state();
+      return {
+        connected: own.connected || other.connected, expiresAt: Math.max(own.expiresAt, other.expiresAt),
+        degraded: own.degraded || other.degraded, reason: own.reason || other.reason,
+      };
+    }
+
+    login(returnTo) {
+      if (this.#inner) return this.#inner.login(returnTo);
+      const path = returnTo || global.location.pathname + global.location.search + global.location.hash;
+      global.location.assign(this.#bff + "/login?return_to=" + encodeURIComponent(path));
+    }
+
+    async logout() {
+      if (this.#inner) {
+        await this.#inner.logout(); // its "logout" event is passed on
+      } else {
+        const res = await nativeFetch(this.#bff + "/logout", { method: "POST", credentials: "same-origin", headers: CSRF });
+        if (!res.ok) throw new Error("tether: logout answered " + res.status);
+      }
+      this.#state = { connected: false, expiresAt: 0, degraded: false, reason: "logged_out" };
+      if (!this.#inner) this.#emit("logout", {});
+    }
+
+    async session() {
+      const res = await nativeFetch(this.#bff + "/session", { credentials: "same-origin", cache: "no-store", headers: CSRF });
+      if (!res.ok) throw new Error("tether: session answered " + res.status);
+      return res.json();
+    }
+
+    restart() {
+      this.#state = { connected: false, expiresAt: 0, degraded: false, reason: "" };
+      if (this.#inner) {
+        this.#inner.restart();
+      } else {
+        this.#prefetch();
+      }
+    }
   }
 
   global.Tether = { start };

@@ -91,8 +91,13 @@ func TestBuild(t *testing.T) {
 	}
 }
 
+// A web directory whose page loads the client that make web builds (it
+// holds the placeholder) needs that build; New says to run make web.
 func TestNewWithoutBuild(t *testing.T) {
 	web := t.TempDir()
+	if err := os.WriteFile(filepath.Join(web, "index.html"), []byte(`<script data-wasm="{{TETHER_WASM}}"></script>`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	_, err := New(web)
 	if !errors.Is(err, ErrNoBuild) || !strings.Contains(err.Error(), "run make web") {
 		t.Fatalf("New without dist: %v; want an error saying to run make web", err)
@@ -102,6 +107,9 @@ func TestNewWithoutBuild(t *testing.T) {
 	}
 	if _, err := New(web); !errors.Is(err, ErrNoBuild) {
 		t.Fatalf("New with an empty dist: %v; want ErrNoBuild", err)
+	}
+	if _, err := New(t.TempDir(), WithDist(filepath.Join(web, "dist"))); !errors.Is(err, ErrNoBuild) {
+		t.Fatalf("New WithDist of an empty dist: %v; want ErrNoBuild", err)
 	}
 }
 

@@ -115,31 +115,44 @@ func removeStale(dist, keep string) error {
 // writeVariants writes name, name.gz and name.br and returns the
 // compressed sizes.
 func writeVariants(dist, name string, data []byte) (gz, br int, err error) {
+	g, b, err := encode(name, data)
+	if err != nil {
+		return 0, 0, err
+	}
+	// The file first: a variant older than its file is not served.
+	for _, v := range []struct {
+		suffix  string
+		content []byte
+	}{{"", data}, {".gz", g}, {".br", b}} {
+		if err := writeFile(filepath.Join(dist, name+v.suffix), v.content); err != nil {
+			return 0, 0, err
+		}
+	}
+	return len(g), len(b), nil
+}
+
+// encode compresses data with gzip -9 and brotli q11; name is for errors.
+func encode(name string, data []byte) (gz, br []byte, err error) {
 	var g bytes.Buffer
 	gw, err := gzip.NewWriterLevel(&g, gzip.BestCompression)
 	if err != nil {
-		return 0, 0, fmt.Errorf("assets: %w", err)
+		return nil, nil, fmt.Errorf("assets: %w", err)
 	}
 	if _, err := gw.Write(data); err != nil {
-		return 0, 0, fmt.Errorf("assets: gzip %s: %w", name, err)
+		return nil, nil, fmt.Errorf("assets: gzip %s: %w", name, err)
 	}
 	if err := gw.Close(); err != nil {
-		return 0, 0, fmt.Errorf("assets: gzip %s: %w", name, err)
+		return nil, nil, fmt.Errorf("assets: gzip %s: %w", name, err)
 	}
 	var b bytes.Buffer
 	bw := brotli.NewWriterLevel(&b, brotli.BestCompression)
 	if _, err := bw.Write(data); err != nil {
-		return 0, 0, fmt.Errorf("assets: brotli %s: %w", name, err)
+		return nil, nil, fmt.Errorf("assets: brotli %s: %w", name, err)
 	}
 	if err := bw.Close(); err != nil {
-		return 0, 0, fmt.Errorf("assets: brotli %s: %w", name, err)
+		return nil, nil, fmt.Errorf("assets: brotli %s: %w", name, err)
 	}
-	for suffix, content := range map[string][]byte{"": data, ".gz": g.Bytes(), ".br": b.Bytes()} {
-		if err := writeFile(filepath.Join(dist, name+suffix), content); err != nil {
-			return 0, 0, err
-		}
-	}
-	return g.Len(), b.Len(), nil
+	return g.Bytes(), b.Bytes(), nil
 }
 
 // writeFile replaces path atomically.
@@ -169,4 +182,91 @@ func writeFile(path string, data []byte) error {
 		return fmt.Errorf("assets: %w", err)
 	}
 	return nil
+}
+
+// minCompress is the smallest file Compress writes variants for: below
+// it, the saving does not pay for the Content-Encoding round.
+const minCompress = 1024
+
+// Compressed counts what Compress did.
+type Compressed struct {
+	Files        int   // files given variants
+	Raw          int64 // their sizes
+	Gzip, Brotli int64 // their variants' sizes
+}
+
+// Compress writes gzip -9 and brotli q11 variants (name.gz, name.br) next
+// to every file under dir that gains from them: a compressible type (see
+// New), at least 1 KiB, not an HTML page (served with substitutions, not
+// from a variant) and not a dot file. A variant that would not be smaller
+// is not written, and an old one is removed. Run it on a bundler's output
+// (Vite's dist/) that the BFF serves.
+func Compress(dir string) (Compressed, error) {
+	var sum Compressed
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if strings.HasPrefix(name, ".") && p != dir {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() || filepath.Ext(name) == ".html" {
+			return nil
+		}
+		ctype, ok := contentType(name)
+		if !ok || !compressible(ctype) {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if len(data) < minCompress {
+			return nil
+		}
+		gz, br, err := compressOne(p, data)
+		if err != nil {
+			return err
+		}
+		sum.Files++
+		sum.Raw += int64(len(data))
+		sum.Gzip += int64(gz)
+		sum.Brotli += int64(br)
+		return nil
+	})
+	if err != nil {
+		return sum, fmt.Errorf("assets: compress %s: %w", dir, err)
+	}
+	return sum, nil
+}
+
+// compressOne writes path.gz and path.br when smaller than data, and
+// returns the size each encoding is served with.
+func compressOne(path string, data []byte) (gz, br int, err error) {
+	g, b, err := encode(path, data)
+	if err != nil {
+		return 0, 0, err
+	}
+	sizes := [2]int{}
+	for i, v := range []struct {
+		suffix string
+		data   []byte
+	}{{".gz", g}, {".br", b}} {
+		if len(v.data) >= len(data) {
+			if err := os.Remove(path + v.suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return 0, 0, err
+			}
+			sizes[i] = len(data)
+			continue
+		}
+		if err := writeFile(path+v.suffix, v.data); err != nil {
+			return 0, 0, err
+		}
+		sizes[i] = len(v.data)
+	}
+	return sizes[0], sizes[1], nil
 }

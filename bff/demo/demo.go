@@ -50,6 +50,11 @@ type Config struct {
 	API string `json:"api"`
 	// Controls is the dev provider's base URL for /control/*.
 	Controls string `json:"controls"`
+	// Mode is "proxy" when the BFF calls APIs for the page (its API
+	// routes, in APIs: name -> base URL); the page passes both to
+	// Tether.start. Empty: the page holds the token (apiOrigins).
+	Mode string            `json:"mode,omitempty"`
+	APIs map[string]string `json:"apis,omitempty"`
 }
 
 // Demo is a running demo.
@@ -140,6 +145,11 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 		// provider's origin: its CSP must allow them.
 		"TETHER_API_ORIGINS": d.DevURL,
 	}
+	// TETHER_DEMO_MODE=proxy: the BFF calls the sample API for the page
+	// and hands the browser no token at all.
+	if o.Getenv("TETHER_DEMO_MODE") == "proxy" {
+		fixed["TETHER_API_ROUTES"], fixed["TETHER_TOKEN_ENDPOINT"] = "dev="+d.DevURL+"/api", "off"
+	}
 	// In a quirk mode the BFF uses the matching preset, pointed at the dev
 	// provider, exactly as it would be pointed at the real one.
 	switch dcfg.Quirks {
@@ -158,11 +168,16 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 		return fail(err)
 	}
 	cfg.Logger = o.Logger.With("component", "bff")
+	// The demo's buttons are pressed in quick succession (Expire, then an
+	// outage, then Expire again, then Revoke), and each API 401 must reach
+	// the provider to show its consequence: the bounds on forced refreshes
+	// are loosened unless the environment sets them. Production keeps the
+	// defaults (5 s, 6 a minute, burst 3).
 	if o.Getenv("TETHER_FORCE_MIN_AGE") == "" {
-		// The demo's buttons are pressed in quick succession (Expire, then
-		// an outage, then Expire again), and each API 401 must reach the
-		// provider to show its consequence; production keeps the 5 s bound.
 		cfg.ForceMinAge = demoForceMinAge
+	}
+	if o.Getenv("TETHER_FORCE_RATE") == "" && o.Getenv("TETHER_FORCE_BURST") == "" {
+		cfg.ForceRate, cfg.ForcePer, cfg.ForceBurst = 120, time.Minute, 30
 	}
 	if throwAwayKeys(&cfg) {
 		o.Logger.Info("the demo uses throw-away keys: its sessions end when it stops")
@@ -175,7 +190,14 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 		return fail(err)
 	}
 	mux := http.NewServeMux()
-	conf, _ := json.Marshal(Config{APIOrigin: d.DevURL, API: d.DevURL + "/api/me", Controls: d.DevURL})
+	page := Config{APIOrigin: d.DevURL, API: d.DevURL + "/api/me", Controls: d.DevURL}
+	if len(cfg.APIRoutes) > 0 {
+		page.Mode, page.APIs = "proxy", map[string]string{}
+		for _, r := range cfg.APIRoutes {
+			page.APIs[r.Name] = r.URL
+		}
+	}
+	conf, _ := json.Marshal(page)
 	mux.HandleFunc("GET /demo/config.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-cache")

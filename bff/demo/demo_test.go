@@ -119,3 +119,57 @@ func TestStartRejectsBadDevEnv(t *testing.T) {
 		}
 	}
 }
+
+// TETHER_DEMO_MODE=proxy: the page is told to use proxy mode with the
+// sample API's route, the BFF proxies it, and POST /bff/token is off.
+func TestStartProxyMode(t *testing.T) {
+	gin.SetMode(gin.ReleaseMode)
+	env := map[string]string{
+		"TETHER_DEV_PROVIDER_ADDR": "127.0.0.1:0",
+		"TETHER_DEV_AUTO_APPROVE":  "true",
+		"TETHER_DEMO_MODE":         "proxy",
+	}
+	d, err := demo.Start(context.Background(), demo.Options{
+		Addr: "127.0.0.1:0", WebDir: webDir(t),
+		Getenv: func(k string) string { return env[k] },
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { d.Close() })
+
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	res, err := c.Get(d.URL + "/demo/config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conf demo.Config
+	err = json.NewDecoder(res.Body).Decode(&conf)
+	res.Body.Close()
+	if err != nil || conf.Mode != "proxy" || conf.APIs["dev"] != d.DevURL+"/api" || conf.API != d.DevURL+"/api/me" {
+		t.Fatalf("config.json = %+v, %v; want mode proxy with apis.dev = %s/api", conf, err, d.DevURL)
+	}
+	if res, err = c.Get(d.URL + wire.PathLogin + "?return_to=/"); err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	call := func(method, path string) (int, string) {
+		req, _ := http.NewRequest(method, d.URL+path, nil)
+		req.Header.Set(wire.HeaderCSRF, wire.CSRFValue)
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, _ := call(http.MethodPost, wire.PathToken); code != http.StatusNotFound {
+		t.Errorf("POST %s = %d; want 404", wire.PathToken, code)
+	}
+	if code, body := call(http.MethodGet, wire.PathAPI+"/dev/me"); code != 200 || !strings.Contains(body, `"subject"`) {
+		t.Errorf("GET %s/dev/me = %d %s; want the sample API's answer", wire.PathAPI, code, body)
+	}
+}

@@ -84,6 +84,9 @@ func (p *Proc) Kill() {
 	<-p.done
 }
 
+// Pid is the process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Output returns all the process has written so far.
 func (p *Proc) Output() string { return p.out.String() }
 

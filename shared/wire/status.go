@@ -8,6 +8,12 @@ func Status(code string) int {
 		return 401
 	case ErrCSRFHeaderMissing:
 		return 403
+	case ErrRequestTooLarge:
+		return 413
+	case ErrUpstreamUnavailable:
+		return 502
+	case ErrUpstreamTimeout:
+		return 504
 	case ErrInvalidState, ErrInvalidReturnTo, ErrInvalidRequest, ErrLoginFailed:
 		return 400
 	case ErrNotFound:

@@ -137,13 +137,16 @@ type TokenResponse struct {
 }
 
 // SessionResponse is the 200 body of GET /bff/session. Times are Unix
-// seconds; zero fields are omitted.
+// seconds; zero fields are omitted. Without a session, Reason says why
+// (ReasonNoSession, or how the browser's last session ended), as a
+// reconnect_required would.
 type SessionResponse struct {
 	Authenticated    bool   `json:"authenticated"`
 	Subject          string `json:"subject,omitempty"`
 	Name             string `json:"name,omitempty"`
 	AccessExpiresAt  int64  `json:"access_expires_at,omitempty"`
 	RefreshExpiresAt int64  `json:"refresh_expires_at,omitempty"`
+	Reason           string `json:"reason,omitempty"`
 }
 
 // TokenTypeBearer is the only token type the BFF hands out.

@@ -21,6 +21,9 @@ func TestStatus(t *testing.T) {
 		{ErrProviderUnavailable, 503},
 		{ErrStorageUnavailable, 503},
 		{ErrTooManyRefreshes, 429},
+		{ErrRequestTooLarge, 413},
+		{ErrUpstreamUnavailable, 502},
+		{ErrUpstreamTimeout, 504},
 		{"no_such_code", 500},
 	}
 	for _, c := range cases {
@@ -40,7 +43,7 @@ func TestJSONNames(t *testing.T) {
 		want []string
 	}{
 		{TokenResponse{}, []string{"access_token", "token_type", "expires_at", "expires_in", "refresh_buffer", "scope", "degraded", "retry_after"}},
-		{SessionResponse{}, []string{"authenticated", "subject", "name", "access_expires_at", "refresh_expires_at"}},
+		{SessionResponse{}, []string{"authenticated", "subject", "name", "access_expires_at", "refresh_expires_at", "reason"}},
 		{ErrorBody{}, []string{"error", "reason", "message"}},
 		{TokenRequest{}, []string{"force", "rejected"}},
 	}

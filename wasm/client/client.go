@@ -1,12 +1,14 @@
 // Package client is the policy of Tether's browser client: it caches the
 // access token the BFF hands out, attaches it only to allowed API origins,
-// shares one token request among concurrent callers (and, through a Locker
-// and Peers, among tabs), refreshes before expiry, recovers once from an
-// API's 401, and tells a revoked grant (reconnect) from an outage
-// (degraded).
+// shares one token request among concurrent callers (and, through a Locker,
+// takes turns with other tabs), refreshes before expiry, makes new calls
+// wait for a refresh in progress (its own or, through Peers, another
+// tab's), recovers once from an API's 401, and tells a revoked grant
+// (reconnect) from an outage (degraded).
 //
 // It is plain Go that runs on the host for tests and in the browser as
-// WebAssembly. Tokens never appear in an Event or an error.
+// WebAssembly. Tokens never appear in an Event, an error or the news
+// passed between tabs.
 //
 // Size rules, measured on the gzipped binary (see wasm/size_test.go): the
 // package imports no net/http, encoding/json or fmt, and not even time
@@ -50,11 +52,28 @@ type Locker interface {
 	WithLock(f func() error) error
 }
 
-// Peers passes a token this tab obtained to the other tabs of the origin
-// (a BroadcastChannel in a browser), whose clients receive it in Offer.
+// Peers tells the other tabs of the origin (a BroadcastChannel in a
+// browser) that this tab is refreshing the token, and how that ended: one
+// of the News kinds, never a token, since any script of the origin can
+// listen. Their clients receive it in News and ask the BFF themselves.
+// Announce(NewsRefreshing) should return once the other tabs have taken
+// it in (their new calls wait from then on), or after a short bound: the
+// refresh request leaves after it.
 type Peers interface {
-	Share(tr wire.TokenResponse)
+	Announce(news string)
 }
+
+// News kinds, passed between tabs.
+const (
+	// NewsRefreshing: a tab is sending a refresh request. New calls in the
+	// other tabs wait for the new token (see Token).
+	NewsRefreshing = "refreshing"
+	// NewsRefreshed: the BFF now holds a new token; the other tabs ask for
+	// it (a read from its vault, not another refresh).
+	NewsRefreshed = "refreshed"
+	// NewsUnchanged: the refresh brought no new token; stop waiting.
+	NewsUnchanged = "unchanged"
+)
 
 // Timer is a pending call scheduled by Config.AfterFunc.
 type Timer interface {
@@ -106,7 +125,8 @@ type Config struct {
 	// that the caller may keep a copy and skip calling Cached (see
 	// publish.go). It must not block nor call back into the Client.
 	OnToken func(token string, until int64)
-	// Lock and Peers coordinate tabs; nil means this tab is alone.
+	// Lock and Peers coordinate tabs; nil means this tab is alone. Peers
+	// is called with the tab lock held.
 	Lock  Locker
 	Peers Peers
 
@@ -147,6 +167,9 @@ const (
 	minRepeat = 5 * Second
 	// baseBackoff is the first delay after a failure.
 	baseBackoff = Second
+	// maxHold is the longest that new calls wait for a refresh in progress
+	// while the current token is still good (see holdLocked).
+	maxHold = 2 * Second
 )
 
 // Client holds one tab's token. It is safe for concurrent use.
@@ -179,7 +202,10 @@ type Client struct {
 	failure   string // Reason of the last failure while degraded
 	timer     Timer
 	timerGen  uint64
-	offers    uint64 // tokens adopted from other tabs
+	hold      *hold   // new calls wait for a refresh in progress; nil when not
+	ended     []*hold // holds over, whose waiters the next publish wakes
+	newsSeq   uint64  // NewsRefreshing and NewsRefreshed received
+	peerUntil int64   // until then another tab is refreshing (it said so, not yet how it ended)
 	closed    bool
 
 	// What OnToken was last given; guarded by pubMu, taken before mu.
@@ -190,10 +216,17 @@ type Client struct {
 
 // flight is one token request; everybody who needs its answer waits on done.
 type flight struct {
+	_        [0]func() // not comparable: no generated equality (binary size)
 	done     chan struct{}
 	force    bool
 	rejected string
-	offers   uint64 // Client.offers when the flight started
+	old      string // the token it replaces: the cached one, or the refused one
+	refresh  bool   // it replaces a token: other tabs hear of it
+	follow   bool   // it takes up a token another tab obtained (news)
+	degraded bool   // the client was degraded when it started
+	newsSeq  uint64 // Client.newsSeq when it started
+	sent     bool   // the request has left; guarded by Client.mu
+	stale    bool   // a sibling's new token may have come after it left
 	settled  bool   // guarded by Client.mu
 	tok      string // the answer, set before done is closed
 	err      error
@@ -235,17 +268,18 @@ func New(cfg Config) (*Client, error) {
 // new URL(u).origin) is an API origin.
 func (c *Client) Allowed(origin string) bool { return c.allow.contains(origin) }
 
-// Cached returns the token for a call to origin when origin is allowed and
-// the cached token is fresh. It never blocks on the network and does not
-// allocate. When it reports false, an allowed origin's caller goes through
-// Token. Config.OnToken follows what it returns.
+// Cached returns the token for a call to origin when origin is allowed,
+// the cached token is fresh and no refresh is holding new calls. It never
+// blocks on the network and does not allocate. When it reports false, an
+// allowed origin's caller goes through Token. Config.OnToken follows what
+// it returns.
 func (c *Client) Cached(origin string) (token string, ok bool) {
 	if !c.allow.contains(origin) {
 		return "", false
 	}
 	now := c.now()
 	c.mu.Lock()
-	ok = c.usableLocked(now)
+	ok = c.usableLocked(now) && c.hold == nil
 	token = c.tok.AccessToken
 	c.mu.Unlock()
 	if !ok {
@@ -255,24 +289,33 @@ func (c *Client) Cached(origin string) (token string, ok bool) {
 }
 
 // Token returns a usable token, asking the BFF when the cache has none.
-// Concurrent callers share one request. After a reconnect it fails at once
-// with a *ReconnectError; while backing off without a usable token, with an
-// *UnavailableError.
+// Concurrent callers share one request. While a refresh is in progress
+// (this tab's, or another's it heard of) and the cached token is still
+// good, it waits for the new token, at most until the hold ends (see
+// holdLocked), and then returns whichever token is good. After a reconnect
+// it fails at once with a *ReconnectError; while backing off without a
+// usable token, with an *UnavailableError.
 func (c *Client) Token() (string, error) {
-	now := c.now()
-	c.mu.Lock()
-	if err := c.blockedLocked(now); err != nil {
+	for waited := false; ; waited = true {
+		now := c.now()
+		c.mu.Lock()
+		if err := c.blockedLocked(now); err != nil {
+			c.mu.Unlock()
+			return "", err
+		}
+		if c.usableLocked(now) {
+			tok, h := c.tok.AccessToken, c.hold
+			c.mu.Unlock()
+			if h == nil || waited {
+				return tok, nil
+			}
+			<-h.done
+			continue
+		}
+		f := c.joinLocked(now, false, "", false)
 		c.mu.Unlock()
-		return "", err
+		return f.wait()
 	}
-	if c.usableLocked(now) {
-		tok := c.tok.AccessToken
-		c.mu.Unlock()
-		return tok, nil
-	}
-	f := c.joinLocked(false, "")
-	c.mu.Unlock()
-	return f.wait()
 }
 
 // Recover is called after an API answered 401 to rejected. If the cache
@@ -322,7 +365,7 @@ func (c *Client) recoverStep(rejected string, first bool) (tok string, f *flight
 	if f := c.flight; f != nil && first && !(f.force && f.rejected == rejected) {
 		return "", f, true, nil
 	}
-	return "", c.joinLocked(true, rejected), false, nil
+	return "", c.joinLocked(now, true, rejected, false), false, nil
 }
 
 // Prefetch starts a token request in the background unless a usable token
@@ -332,7 +375,7 @@ func (c *Client) Prefetch() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.blockedLocked(now) == nil && !c.usableLocked(now) {
-		c.joinLocked(false, "")
+		c.joinLocked(now, false, "", false)
 	}
 }
 
@@ -342,8 +385,8 @@ func (c *Client) Prefetch() {
 func (c *Client) Visible() {
 	now := c.now()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed || c.reconnect != "" || c.flight != nil {
+		c.mu.Unlock()
 		return
 	}
 	switch {
@@ -351,39 +394,71 @@ func (c *Client) Visible() {
 		c.scheduleLocked(c.retryAt - now)
 	case c.degraded, c.tok.AccessToken == "", c.refreshAt != 0 && now >= c.refreshAt:
 		c.retryAt = 0
-		c.joinLocked(c.retry.force, c.retry.rejected)
+		c.joinLocked(now, c.retry.force, c.retry.rejected, false)
 	case c.refreshAt != 0:
 		c.scheduleLocked(c.refreshAt - now)
 	}
+	c.mu.Unlock()
+	c.publish() // a refresh may hold new calls
 }
 
-// Offer receives a token another tab obtained. The client adopts it unless
-// it is blocked, already has it, knows it was refused, or holds one that
-// lives longer.
-func (c *Client) Offer(tr wire.TokenResponse) {
-	if !ValidToken(tr.AccessToken) || tr.TokenType != wire.TokenTypeBearer {
-		return
-	}
+// News receives what another tab announced (see Peers). NewsRefreshing
+// makes new calls wait for the coming token, as this tab's own refresh
+// does; NewsRefreshed makes this tab ask the BFF for the new token (once,
+// even when a back-off is running: the BFF answers again); NewsUnchanged
+// ends the wait. Anything else is ignored: any script of the origin can
+// post news, and the worst it can do is make the tab ask the BFF, or make
+// calls wait a bounded while.
+func (c *Client) News(kind string) {
 	now := c.now()
 	c.mu.Lock()
-	if c.closed || c.reconnect != "" || tr.AccessToken == c.tok.AccessToken || tr.AccessToken == c.rejected {
+	if c.closed || c.reconnect != "" {
 		c.mu.Unlock()
 		return
 	}
-	expiry := localExpiry(tr, now)
-	if expiry != 0 && now >= expiry-skew(expiry-now) {
-		c.mu.Unlock()
-		return
+	switch kind {
+	case NewsRefreshing:
+		c.newsSeq++
+		c.peerUntil = now + maxHold
+		if !c.degraded {
+			c.holdLocked(now)
+		}
+	case NewsRefreshed:
+		c.newsSeq++
+		c.peerUntil = 0
+		switch f := c.flight; {
+		case f == nil:
+			c.retryAt = 0
+			c.joinLocked(now, false, "", true)
+		case f.sent && (c.lock == nil || f.follow):
+			// Without the tab lock it may have left before the sibling's
+			// refresh was done: ask again once it is back.
+			f.stale = true
+		}
+	case NewsUnchanged:
+		c.peerUntil = 0
+		if c.flight == nil {
+			c.releaseLocked()
+		}
 	}
-	if c.tok.AccessToken != "" && c.expiry != 0 && expiry != 0 && expiry < c.expiry {
-		c.mu.Unlock()
-		return
-	}
-	evs := c.acceptLocked(tr, now, nil)
-	c.offers++
 	c.mu.Unlock()
 	c.publish()
-	c.emit(evs)
+}
+
+// NoSession is told that the BFF has no session for this browser (its
+// GET /bff/session said so) before a token was asked for: the client then
+// stands as after a reconnect_required no_session answer, with its
+// reconnect event, without making that request. It does nothing once a
+// token is cached or requested.
+func (c *Client) NoSession() {
+	c.mu.Lock()
+	if c.closed || c.reconnect != "" || c.flight != nil || c.tok.AccessToken != "" {
+		c.mu.Unlock()
+		return
+	}
+	c.reconnect = wire.ReasonNoSession
+	c.mu.Unlock()
+	c.emit([]Event{{Kind: EventReconnect, Reason: wire.ReasonNoSession}})
 }
 
 // Reset forgets the token and any reconnect or backoff state, as when the
@@ -430,6 +505,7 @@ func (c *Client) Close() {
 	c.mu.Lock()
 	c.closed = true
 	c.stopTimerLocked()
+	c.releaseLocked()
 	c.mu.Unlock()
 	c.publish()
 }
@@ -465,10 +541,11 @@ func (c *Client) blockedLocked(now int64) error {
 	return nil
 }
 
-// dropLocked forgets the cached token and stops the timer.
+// dropLocked forgets the cached token, stops the timer and ends a hold.
 func (c *Client) dropLocked() {
 	c.forgetLocked()
 	c.stopTimerLocked()
+	c.releaseLocked()
 }
 
 // forgetLocked forgets the cached token.

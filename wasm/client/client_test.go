@@ -251,7 +251,8 @@ func TestReconnect(t *testing.T) {
 		}
 		c.Prefetch()
 		c.Visible()
-		c.Offer(tokenN(9, 600, 60))
+		c.News(NewsRefreshing)
+		c.News(NewsRefreshed)
 		time.Sleep(time.Hour)
 		synctest.Wait()
 		wantCached(t, c, "")

@@ -2,72 +2,84 @@ package client
 
 import "github.com/tetherauth/tether/shared/wire"
 
-// joinLocked returns the token request in progress, or starts one.
-func (c *Client) joinLocked(force bool, rejected string) *flight {
+// joinLocked returns the token request in progress, or starts one. A
+// request that replaces a token (the cached one, or one an API refused) is
+// a refresh: the other tabs hear of it (see run), and while the cached
+// token is good and the client is not degraded, new calls wait for the
+// new one (see holdLocked). With follow, it takes up the token another
+// tab obtained: no refresh (the BFF holds a fresh token), and it does not
+// wait for the tab lock.
+func (c *Client) joinLocked(now int64, force bool, rejected string, follow bool) *flight {
 	if c.flight != nil {
 		return c.flight
 	}
-	f := &flight{done: make(chan struct{}), force: force, rejected: rejected, offers: c.offers}
+	f := &flight{done: make(chan struct{}), force: force, rejected: rejected, follow: follow,
+		old: c.tok.AccessToken, degraded: c.degraded, newsSeq: c.newsSeq}
+	if f.old == "" {
+		f.old = rejected
+	}
+	f.refresh = !follow && (force || f.old != "")
+	if f.refresh && !c.degraded {
+		c.holdLocked(now)
+	}
 	c.flight = f
 	go c.run(f)
 	return f
 }
 
-// run performs a flight: under the tabs' lock, it first looks whether a
-// sibling tab delivered a token meanwhile, and asks the BFF only if not.
-// If the answer takes longer than the timeout, the waiters get ErrTimeout
-// and the late answer is dropped.
+// run performs a flight, under the tabs' lock unless it follows another
+// tab's refresh. A refresh tells the other tabs that it starts and how it
+// ended, while it holds the lock: a tab that then asks the BFF gets the
+// new token. If the answer takes longer than the timeout, the waiters get
+// ErrTimeout and the late answer is dropped.
 func (c *Client) run(f *flight) {
 	timer := c.afterFunc(c.timeout, func() {
-		c.settle(f, wire.TokenResponse{}, false, ErrTimeout)
+		c.settle(f, wire.TokenResponse{}, ErrTimeout)
 	})
-	var (
-		tr       wire.TokenResponse
-		fromPeer bool
-	)
+	var tr wire.TokenResponse
 	do := func() error {
-		if tok, ok := c.satisfied(f); ok {
-			tr.AccessToken, fromPeer = tok, true
-			return nil
+		tell, starting := c.sending(f)
+		if starting {
+			c.peers.Announce(NewsRefreshing)
 		}
 		var err error
 		tr, err = c.src.RequestToken(f.force, f.rejected)
-		if err == nil && c.peers != nil {
-			c.peers.Share(tr) // before the lock is released
+		switch {
+		case tell && err == nil && tr.AccessToken != f.old:
+			c.peers.Announce(NewsRefreshed)
+		case starting:
+			c.peers.Announce(NewsUnchanged)
 		}
 		return err
 	}
 	var err error
-	if c.lock != nil {
+	if c.lock != nil && !f.follow {
 		err = c.lock.WithLock(do)
 	} else {
 		err = do()
 	}
 	timer.Stop()
-	c.settle(f, tr, fromPeer, err)
+	c.settle(f, tr, err)
 }
 
-// satisfied reports whether the cache now holds what the flight was started
-// for: a token another tab delivered while this one waited for the lock.
-func (c *Client) satisfied(f *flight) (string, bool) {
+// sending marks f sent and says what to tell the other tabs: how a refresh
+// ended (tell), and first that it starts — unless this tab is degraded,
+// when they need not wait for an attempt that will likely fail. A request
+// says nothing if another tab's news came since it started, or another tab
+// said it is refreshing and not yet how that ended (its word may come
+// after the tab lock): that tab is the one refreshing, and this request
+// only fetches its token.
+func (c *Client) sending(f *flight) (tell, starting bool) {
 	now := c.now()
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.offers == f.offers || !c.usableLocked(now) {
-		return "", false
-	}
-	if f.force {
-		if c.tok.AccessToken == f.rejected {
-			return "", false
-		}
-	} else if c.refreshAt != 0 && now >= c.refreshAt {
-		return "", false
-	}
-	return c.tok.AccessToken, true
+	f.sent = true
+	tell = c.peers != nil && f.refresh && f.newsSeq == c.newsSeq && now >= c.peerUntil
+	c.mu.Unlock()
+	return tell, tell && !f.degraded
 }
 
 // settle records a flight's outcome, wakes its waiters and emits events.
-func (c *Client) settle(f *flight, tr wire.TokenResponse, fromPeer bool, err error) {
+func (c *Client) settle(f *flight, tr wire.TokenResponse, err error) {
 	now := c.now()
 	var evs []Event
 	c.mu.Lock()
@@ -93,9 +105,6 @@ func (c *Client) settle(f *flight, tr wire.TokenResponse, fromPeer bool, err err
 		f.err = &ReconnectError{Reason: c.reconnect}
 	case err == nil:
 		f.tok = tr.AccessToken
-		if fromPeer {
-			break // Offer cached it and emitted the events
-		}
 		if tr.AccessToken == c.rejected && !f.force {
 			// The BFF still believes in a token an API refused: do not
 			// cache it; the next 401 comes back through Recover.
@@ -122,6 +131,10 @@ func (c *Client) settle(f *flight, tr wire.TokenResponse, fromPeer bool, err err
 		}
 		evs = c.failLocked(now, reason, retryAfter, f.force, f.rejected, evs)
 		f.err = &UnavailableError{Reason: reason, RetryAfter: c.retryAt - now, Err: err}
+	}
+	c.releaseLocked() // the calls held for this answer go, with what there is
+	if f.stale && err == nil && c.reconnect == "" && !c.closed {
+		c.joinLocked(now, false, "", true)
 	}
 	c.mu.Unlock()
 	c.publish() // before the waiters and the events: the page sees the new state first
@@ -237,12 +250,15 @@ func (c *Client) stopTimerLocked() {
 
 // fire starts the scheduled request.
 func (c *Client) fire(gen uint64) {
+	now := c.now()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if gen != c.timerGen || c.closed || c.reconnect != "" {
+		c.mu.Unlock()
 		return
 	}
 	c.timer = nil
 	c.retryAt = 0
-	c.joinLocked(c.retry.force, c.retry.rejected)
+	c.joinLocked(now, c.retry.force, c.retry.rejected, false)
+	c.mu.Unlock()
+	c.publish() // a refresh holds new calls
 }

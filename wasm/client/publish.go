@@ -5,9 +5,10 @@ package client
 const Forever int64 = 1<<63 - 1
 
 // publish gives Config.OnToken what Cached now returns, if that changed
-// since the last call: the token ("" for none) and until, the Unix
-// millisecond from which it must not be used (the token's expiry less the
-// skew, never later than the expiry; Forever when it has none). A caller
+// since the last call: the token ("" for none, and while a refresh holds
+// new calls) and until, the Unix millisecond from which it must not be
+// used (the token's expiry less the skew, never later than the expiry;
+// Forever when it has none). A caller
 // that keeps this pair and uses the token only while now < until gets
 // exactly Cached's answer without asking the Client.
 //
@@ -17,20 +18,26 @@ const Forever int64 = 1<<63 - 1
 // task as the event, before its listeners run). As publish reads the state
 // afresh under pubMu, the last call always hands out the latest state,
 // whatever order goroutines come in.
+//
+// It then wakes the calls of holds that ended (see releaseLocked).
 func (c *Client) publish() {
-	if c.onToken == nil {
-		return
-	}
 	c.pubMu.Lock()
 	defer c.pubMu.Unlock()
 	c.mu.Lock()
 	tok, until := c.usableUntilLocked()
-	c.mu.Unlock()
-	if tok == c.pubToken && until == c.pubUntil {
-		return
+	if c.hold != nil {
+		tok, until = "", 0 // new calls ask Token, which waits
 	}
-	c.pubToken, c.pubUntil = tok, until
-	c.onToken(tok, until)
+	ended := c.ended
+	c.ended = nil
+	c.mu.Unlock()
+	if c.onToken != nil && (tok != c.pubToken || until != c.pubUntil) {
+		c.pubToken, c.pubUntil = tok, until
+		c.onToken(tok, until)
+	}
+	for _, h := range ended {
+		close(h.done)
+	}
 }
 
 // usableUntilLocked returns the cached token and the moment it stops being

@@ -25,7 +25,16 @@ func TestOnTokenFollowsTheToken(t *testing.T) {
 		if p, want := rec.last(), (push{"tok-1", t0 + 595*Second}); p != want {
 			t.Fatalf("push %+v; want %+v (expiry less 5s of skew)", p, want)
 		}
-		time.Sleep(541 * time.Second) // the refresh
+		// The refresh: while it is out, the copy is withdrawn (new calls
+		// wait for its answer in Token).
+		src.set(nil, make(chan struct{}))
+		time.Sleep(541 * time.Second)
+		synctest.Wait()
+		if p := rec.last(); p != (push{}) {
+			t.Fatalf("push %+v during the refresh; want the copy withdrawn", p)
+		}
+		close(src.hold)
+		src.set(nil, nil)
 		synctest.Wait()
 		if p, want := rec.last(), (push{"tok-2", t0 + (541+595)*Second}); p != want {
 			t.Fatalf("push after the refresh %+v; want %+v", p, want)
@@ -49,17 +58,25 @@ func TestOnTokenFollowsTheToken(t *testing.T) {
 		}
 		wantCached(t, c, "tok-3")
 
-		c.Offer(tokenN(9, 900, 60)) // from another tab
-		if p, want := rec.last(), (push{"tok-9", time.Now().UnixMilli() + 895*Second}); p != want {
-			t.Fatalf("push after an offer %+v; want %+v", p, want)
+		// Another tab refreshes: the copy is withdrawn while it does, then
+		// this tab asks for the new token.
+		c.News(NewsRefreshing)
+		if p := rec.last(); p != (push{}) {
+			t.Fatalf("push %+v while another tab refreshes; want the copy withdrawn", p)
+		}
+		c.News(NewsRefreshed)
+		synctest.Wait()
+		if p, want := rec.last(), (push{"tok-4", time.Now().UnixMilli() + 595*Second}); p != want {
+			t.Fatalf("push after another tab's refresh %+v; want %+v", p, want)
 		}
 		c.Reset()
 		wantCached(t, c, "")
-		mustToken(t, c, "tok-4")
+		mustToken(t, c, "tok-5")
+		synctest.Wait() // its token event comes after the waiters wake
 		c.Logout()
 		wantCached(t, c, "")
 
-		want := "set(tok-1) token set(tok-2) token set() set(tok-3) recovered token set(tok-9) token set() set(tok-4) token set() logout"
+		want := "set(tok-1) token set() set(tok-2) token set() set(tok-3) recovered token set() set(tok-4) token set() set(tok-5) token set() logout"
 		if got := rec.sequence(); got != want {
 			t.Errorf("pushes and events:\n got %s\nwant %s", got, want)
 		}
@@ -134,12 +151,15 @@ func TestOnTokenSameTokenNewExpiry(t *testing.T) {
 		src := &fakeSource{reply: func(int, call) (wire.TokenResponse, error) { return tokenN(1, 600, 60), nil }}
 		c, rec := newClient(t, src)
 		mustToken(t, c, "tok-1")
+		src.set(nil, make(chan struct{}))
 		time.Sleep(541 * time.Second)
+		synctest.Wait()
+		close(src.hold)
 		synctest.Wait()
 		if p, want := rec.last(), (push{"tok-1", time.Now().UnixMilli() + 595*Second}); p != want {
 			t.Fatalf("push %+v; want %+v", p, want)
 		}
-		if got, want := rec.sequence(), "set(tok-1) token set(tok-1)"; got != want {
+		if got, want := rec.sequence(), "set(tok-1) token set() set(tok-1)"; got != want {
 			t.Errorf("pushes and events %q; want %q", got, want)
 		}
 	})
@@ -157,7 +177,7 @@ func TestOnTokenLastPushWins(t *testing.T) {
 				for i := range 50 {
 					switch (g + i) % 4 {
 					case 0:
-						c.Offer(tokenN(100*g+i, int64(600+i), 60))
+						c.News([]string{NewsRefreshing, NewsRefreshed, NewsUnchanged}[i%3])
 					case 1:
 						c.Reset()
 					case 2:
@@ -172,6 +192,9 @@ func TestOnTokenLastPushWins(t *testing.T) {
 		synctest.Wait()
 		c.mu.Lock()
 		tok, until := c.usableUntilLocked()
+		if c.hold != nil {
+			tok, until = "", 0
+		}
 		c.mu.Unlock()
 		if p := rec.last(); p != (push{tok, until}) {
 			t.Fatalf("last push %+v; the client holds %q until %d", p, tok, until)

@@ -2,24 +2,9 @@
 // configuration: the dev provider (a local OAuth server and sample API),
 // the BFF with an embedded Redis, and the page in web/ (package bff/demo).
 // `make run` builds the page and starts it; Ctrl-C stops everything.
-//
-// Environment (all optional):
-//
-//	TETHER_ADDR               the BFF and page (default 127.0.0.1:8080)
-//	TETHER_DEV_PROVIDER_ADDR  the dev provider (default 127.0.0.1:9090)
-//	TETHER_DEV_ACCESS_TTL     access token lifetime (default 60s)
-//	TETHER_DEV_REFRESH_TTL    refresh lifetime from login (default 10m)
-//	TETHER_DEV_AUTO_APPROVE   true (or 1) to skip the consent page
-//	TETHER_DEV_QUIRKS         github, github-oauth-app or google: the dev provider
-//	                          behaves like that provider and the BFF uses its preset
-//	TETHER_WEB_DIR            the page (default web)
-//	TETHER_LOG_FORMAT         json or text
-//	TETHER_REFRESH_BUFFER, TETHER_REDIS_URL, ...: as for the tether command
-//	TETHER_DEV_CLIENT_ID, ...: as for the devprovider command
-//
-// Unless TETHER_VAULT_KEY and TETHER_SESSION_KEYS are set, the demo makes
-// throw-away keys for the vault and the session cookie and says so once:
-// sessions end when the demo stops, which is what a demo wants.
+// `tether-demo -h` lists the variables it reads (demo.EnvHelp), all
+// optional. Unless TETHER_VAULT_KEY and TETHER_SESSION_KEYS are set, the
+// demo makes throw-away keys and says so once.
 //
 // SIGINT (Ctrl-C) or SIGTERM shuts everything down; the exit status is 0
 // when that went cleanly.
@@ -27,6 +12,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -40,6 +26,8 @@ import (
 )
 
 func main() {
+	flag.Usage = func() { fmt.Fprint(flag.CommandLine.Output(), "usage: tether-demo\n\n"+demo.EnvHelp()) }
+	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Getenv, os.Stdout, os.Stderr); err != nil {

@@ -129,3 +129,26 @@ func standInWeb(t *testing.T) string {
 	}
 	return web
 }
+
+// `tether-demo -h` prints every variable the demo reads, with its
+// default, one a line, and exits 0.
+func TestHelp(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "tether-demo")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "-h").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tether-demo -h: %v\n%s", err, out)
+	}
+	for _, v := range []string{"TETHER_ADDR", "TETHER_WEB_DIR", "TETHER_VAULT_KEY", "TETHER_REFRESH_BUFFER", "TETHER_WEB_FALLBACK", "TETHER_REDIS_URL", "TETHER_DEV_ACCESS_TTL", "TETHER_DEV_QUIRKS"} {
+		if n := strings.Count(string(out), "\n  "+v+" "); n != 1 {
+			t.Errorf("tether-demo -h lists %s %d times; want once:\n%s", v, n, out)
+		}
+	}
+	for _, v := range []string{"TETHER_PUBLIC_URL", "TETHER_ISSUER", "TETHER_CLIENT_SECRET"} {
+		if strings.Contains(string(out), v) {
+			t.Errorf("tether-demo -h lists %s, which the demo sets itself", v)
+		}
+	}
+}

@@ -1,12 +1,13 @@
 // Command tether is the Tether BFF. It reads its configuration from TETHER_*
-// variables (see the README), serves /bff/* and, with TETHER_WEB_DIR, the
-// page on TETHER_ADDR, the Prometheus metrics on TETHER_METRICS_ADDR (a
-// listener of their own, loopback by default), and stops gracefully on
-// SIGINT or SIGTERM.
+// variables (`tether -h` lists them: bff.EnvVars), serves /bff/* and, with
+// TETHER_WEB_DIR, the page or a built SPA on TETHER_ADDR, the Prometheus
+// metrics on TETHER_METRICS_ADDR (a listener of their own, loopback by
+// default), and stops gracefully on SIGINT or SIGTERM.
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +21,8 @@ import (
 )
 
 func main() {
+	flag.Usage = func() { fmt.Fprint(flag.CommandLine.Output(), "usage: tether\n\n"+bff.EnvHelp(bff.EnvVars)) }
+	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Getenv, os.Stdout, os.Stderr); err != nil {

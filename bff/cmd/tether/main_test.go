@@ -7,11 +7,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tetherauth/tether/bff"
 	"github.com/tetherauth/tether/bff/devprovider"
 	"github.com/tetherauth/tether/internal/logbuf"
 )
@@ -292,5 +295,29 @@ func TestRunTextLogsAndLevel(t *testing.T) {
 	r.waitListening(t)
 	if out := r.stderr.String(); strings.Contains(out, "WARN") || strings.Contains(out, "INFO") {
 		t.Errorf("TETHER_LOG_LEVEL=error still logs: %q", out)
+	}
+}
+
+// `tether -h` prints every variable with its default, one a line, and
+// exits 0.
+func TestHelp(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "tether")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "-h").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tether -h: %v\n%s", err, out)
+	}
+	for _, v := range bff.EnvVars {
+		var line string
+		for _, l := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(l); len(f) > 0 && f[0] == v.Name {
+				line = l
+			}
+		}
+		if line == "" || !strings.Contains(line, v.Default) {
+			t.Errorf("tether -h has no line for %s with its default %q:\n%s", v.Name, v.Default, out)
+		}
 	}
 }

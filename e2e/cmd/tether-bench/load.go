@@ -24,6 +24,7 @@ type run struct {
 	conc     int
 	n, errs  int64
 	elapsed  time.Duration
+	cpu      time.Duration   // the server process's CPU over the measured time (with a pid)
 	lat      []time.Duration // one per successful request
 	p50, p99 time.Duration
 }
@@ -34,7 +35,7 @@ func (r run) rps() float64 { return float64(r.n) / r.elapsed.Seconds() }
 // percentiles.
 func (r *run) merge(o run) {
 	r.target, r.conc = o.target, o.conc
-	r.n, r.errs, r.elapsed = r.n+o.n, r.errs+o.errs, r.elapsed+o.elapsed
+	r.n, r.errs, r.elapsed, r.cpu = r.n+o.n, r.errs+o.errs, r.elapsed+o.elapsed, r.cpu+o.cpu
 	r.lat = append(r.lat, o.lat...)
 	slices.Sort(r.lat)
 	if len(r.lat) > 0 {
@@ -42,10 +43,11 @@ func (r *run) merge(o run) {
 	}
 }
 
-// hammer POSTs to u from conc workers, each with one of the cookies, for
+// hammer sends method requests to u from conc workers, each with one of the cookies, for
 // warm (not measured) and then d, over keep-alive connections. Every
-// answer must be 200; others are counted as errors.
-func hammer(ctx context.Context, target, u string, cookies []string, conc int, warm, d time.Duration) run {
+// answer must be 200; others are counted as errors. With a pid, the
+// result has that process's CPU time over the measured phase.
+func hammer(ctx context.Context, target, method, u string, cookies []string, conc int, warm, d time.Duration, pid int) run {
 	tr := &http.Transport{MaxIdleConnsPerHost: conc, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -65,7 +67,7 @@ func hammer(ctx context.Context, target, u string, cookies []string, conc int, w
 					if t0.After(end) || ctx.Err() != nil {
 						return
 					}
-					req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+					req, _ := http.NewRequestWithContext(ctx, method, u, nil)
 					req.Header.Set(wire.HeaderCSRF, wire.CSRFValue)
 					req.Header.Set("Cookie", cookie)
 					resp, err := client.Do(req)
@@ -88,7 +90,10 @@ func hammer(ctx context.Context, target, u string, cookies []string, conc int, w
 		return run{target: target, conc: conc, n: n.Load(), errs: errs.Load(), elapsed: time.Since(start), lat: slices.Concat(lat...)}
 	}
 	phase(warm, false)
-	return phase(d, true)
+	cpu0 := procCPU(pid)
+	r := phase(d, true)
+	r.cpu = procCPU(pid) - cpu0
+	return r
 }
 
 // stormResult is the refresh storm's outcome.

@@ -28,6 +28,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -53,7 +54,9 @@ type options struct {
 	loginConc     int
 	loginBudget   time.Duration
 
-	reference bool // run as the reference process
+	reference bool   // run as the reference process
+	bareProxy string // run as the bare proxy in front of this upstream
+	noProxy   bool
 	redis     string
 	listen    string
 }
@@ -63,9 +66,12 @@ func main() {
 	defer stop()
 	o, err := parseFlags(os.Args[1:])
 	if err == nil {
-		if o.reference {
+		switch {
+		case o.reference:
 			err = serveReference(ctx, o.redis, o.listen, os.Stdout)
-		} else {
+		case o.bareProxy != "":
+			err = serveBareProxy(ctx, o.bareProxy, o.listen, os.Stdout)
+		default:
 			err = bench(ctx, o, os.Stdout)
 		}
 	}
@@ -89,6 +95,8 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.loginConc, "login-concurrency", 8, "logins in flight at once")
 	fs.DurationVar(&o.loginBudget, "login-budget", 90*time.Second, "stop logging in after this long")
 	fs.BoolVar(&o.reference, "reference", false, "internal: serve the reference handler")
+	fs.StringVar(&o.bareProxy, "bare-proxy", "", "internal: serve a bare reverse proxy to this upstream URL")
+	fs.BoolVar(&o.noProxy, "no-proxy", false, "skip the proxy-mode comparison")
 	fs.StringVar(&o.redis, "redis", "", "internal: the reference's Redis address")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", "internal: the reference's listen address")
 	if err := fs.Parse(args); err != nil {
@@ -187,7 +195,7 @@ func bench(ctx context.Context, o options, w io.Writer) error {
 				order = []int{1, 0}
 			}
 			for _, t := range order {
-				sum[t].merge(hammer(ctx, targets[t].name, targets[t].url, st.cookies, conc, o.warm, o.duration))
+				sum[t].merge(hammer(ctx, targets[t].name, http.MethodPost, targets[t].url, st.cookies, conc, o.warm, o.duration, 0))
 			}
 		}
 		for _, r := range sum {
@@ -196,6 +204,12 @@ func bench(ctx context.Context, o options, w io.Writer) error {
 		tp, lat := sum[0].rps()/sum[1].rps(), float64(sum[0].p99)/float64(sum[1].p99)
 		fmt.Fprintf(w, "%6d  %-10s %9.2fx %9s %8.2fx   target ≥ 0.80x throughput %s, p99 ≤ 1.50x %s\n",
 			conc, "ratio", tp, "", lat, verdict(tp >= 0.8), verdict(lat <= 1.5))
+	}
+
+	if !o.noProxy {
+		if err := b.proxyBench(ctx, o, st.cookies, w); err != nil {
+			return err
+		}
 	}
 
 	for _, secret := range []string{devprovider.PrefixRefreshToken, devprovider.DefaultClientSecret} {

@@ -27,6 +27,9 @@ type testbed struct {
 	bffURL string
 	// metricsURL is the BFF's metrics listener (TETHER_METRICS_ADDR).
 	metricsURL string
+	bff        *stack.Proc
+	bins       stack.Binaries
+	env        []string // the BFF's environment, to start another like it
 	procs      []*stack.Proc
 	tr         *http.Transport // logins and the storm
 }
@@ -43,14 +46,13 @@ func startTestbed(ctx context.Context) (b *testbed, err error) {
 	if b.dir, err = os.MkdirTemp("", "tether-bench-"); err != nil {
 		return b, fmt.Errorf("tether-bench: %w", err)
 	}
-	bins, err := stack.Build(ctx, b.dir)
-	if err != nil {
+	if b.bins, err = stack.Build(ctx, b.dir); err != nil {
 		return b, err
 	}
 	if b.redis, err = redistest.Run(b.dir); err != nil {
 		return b, err
 	}
-	dev, devURL, err := bins.StartDevProvider(
+	dev, devURL, err := b.bins.StartDevProvider(
 		"TETHER_DEV_ACCESS_TTL=1h", "TETHER_DEV_REFRESH_TTL=24h", "TETHER_DEV_AUTO_APPROVE=1")
 	if err != nil {
 		return b, err
@@ -62,15 +64,18 @@ func startTestbed(ctx context.Context) (b *testbed, err error) {
 		return b, err
 	}
 	b.metricsURL = "http://" + maddr
-	bff, bffURL, err := bins.StartTether("tether", "TETHER_METRICS_ADDR="+maddr,
-		"TETHER_REDIS_URL=redis://"+b.redis.Addr,
-		"TETHER_VAULT_KEY="+stack.RandomKey(), "TETHER_SESSION_KEYS="+stack.RandomKey(),
-		"TETHER_ISSUER="+devURL,
-		"TETHER_CLIENT_ID="+devprovider.DefaultClientID, "TETHER_CLIENT_SECRET="+devprovider.DefaultClientSecret)
+	b.env = []string{
+		"TETHER_REDIS_URL=redis://" + b.redis.Addr,
+		"TETHER_VAULT_KEY=" + stack.RandomKey(), "TETHER_SESSION_KEYS=" + stack.RandomKey(),
+		"TETHER_ISSUER=" + devURL,
+		"TETHER_CLIENT_ID=" + devprovider.DefaultClientID, "TETHER_CLIENT_SECRET=" + devprovider.DefaultClientSecret,
+		"TETHER_API_ROUTES=" + proxyRoute + "=" + devURL + "/api", // proxy mode, for proxyBench
+	}
+	bff, bffURL, err := b.bins.StartTether("tether", append([]string{"TETHER_METRICS_ADDR=" + maddr}, b.env...)...)
 	if err != nil {
 		return b, err
 	}
-	b.procs, b.bffURL = append(b.procs, bff), bffURL
+	b.procs, b.bff, b.bffURL = append(b.procs, bff), bff, bffURL
 	return b, nil
 }
 
