@@ -2,6 +2,7 @@ package bff
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -10,13 +11,19 @@ import (
 	"time"
 )
 
-// Every variable the BFF and the tether command read is in EnvVars, and
-// nothing else: a new variable without a line in `tether -h` fails here.
+// Every variable the BFF (any file of the package) and the tether command
+// read is in EnvVars, and nothing else: a new variable without a line in
+// `tether -h` fails here.
 func TestEnvVarsComplete(t *testing.T) {
 	read := map[string]bool{}
 	name := regexp.MustCompile(`getenv\("(TETHER_[A-Z_]+)"\)`)
 	quoted := regexp.MustCompile(`\{"(TETHER_[A-Z_]+)", &c\.`) // the table of durations in FromEnv
-	for _, file := range []string{"config.go", "cmd/tether/main.go"} {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = slices.DeleteFunc(files, func(f string) bool { return strings.HasSuffix(f, "_test.go") || f == "env.go" })
+	for _, file := range append(files, "cmd/tether/main.go") {
 		src, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
@@ -53,18 +60,31 @@ func TestEnvVarsComplete(t *testing.T) {
 // The defaults -h states are the ones the code applies.
 func TestEnvVarsDefaults(t *testing.T) {
 	want := map[string]time.Duration{
-		"TETHER_REFRESH_BUFFER":   DefaultRefreshBuffer,
-		"TETHER_SESSION_MAX_AGE":  DefaultSessionMaxAge,
-		"TETHER_PROVIDER_TIMEOUT": DefaultProviderTimeout,
-		"TETHER_RETRY_AFTER":      DefaultRetryAfter,
-		"TETHER_FORCE_MIN_AGE":    DefaultForceMinAge,
-		"TETHER_SESSION_IDLE":     DefaultSessionIdle,
+		"TETHER_REFRESH_BUFFER":     DefaultRefreshBuffer,
+		"TETHER_SESSION_MAX_AGE":    DefaultSessionMaxAge,
+		"TETHER_PROVIDER_TIMEOUT":   DefaultProviderTimeout,
+		"TETHER_RETRY_AFTER":        DefaultRetryAfter,
+		"TETHER_FORCE_MIN_AGE":      DefaultForceMinAge,
+		"TETHER_SESSION_IDLE":       DefaultSessionIdle,
+		"TETHER_API_TIMEOUT":        DefaultAPITimeout,
+		"TETHER_API_STREAM_TIMEOUT": DefaultAPIStreamTimeout,
+		"TETHER_API_SESSION_CACHE":  DefaultAPISessionCache,
+		"TETHER_RETRY_AFTER_MAX":    DefaultRetryAfterMax,
+		"TETHER_PROBE_INTERVAL":     DefaultProbeInterval,
 	}
 	for _, v := range EnvVars {
 		switch v.Name {
 		case "TETHER_FORCE_RATE":
 			if v.Default != strconv.Itoa(DefaultForceRate)+"/m" {
 				t.Errorf("%s: -h says %q; the code's default is %d a minute", v.Name, v.Default, DefaultForceRate)
+			}
+		case "TETHER_API_MAX_BODY":
+			if v.Default != "10MiB" || DefaultAPIMaxBody != 10<<20 {
+				t.Errorf("%s: -h says %q; the code's default is %d bytes", v.Name, v.Default, DefaultAPIMaxBody)
+			}
+		case "TETHER_API_RETRY_BODY":
+			if v.Default != "64KiB" || DefaultAPIRetryBody != 64<<10 {
+				t.Errorf("%s: -h says %q; the code's default is %d bytes", v.Name, v.Default, DefaultAPIRetryBody)
 			}
 		case "TETHER_FORCE_BURST":
 			if v.Default != strconv.Itoa(DefaultForceBurst) {

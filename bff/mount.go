@@ -90,7 +90,10 @@ func (s *Handler) ReadyHandler() http.Handler {
 		case !ok:
 			w.WriteHeader(http.StatusServiceUnavailable)
 			w.Write([]byte("not ready: " + status + "\n"))
-		case status != "":
+		case status != "" && r.URL.Query().Has("verbose"):
+			// ?verbose, as Kubernetes' own /readyz has it: where the
+			// provider's endpoints came from (discovery, or the document
+			// stored in the vault while the provider is down).
 			w.Write([]byte("ready: " + status + "\n"))
 		default:
 			w.Write([]byte("ready\n"))

@@ -89,6 +89,26 @@ func TestWebFallback(t *testing.T) {
 // noRedirect is a client that returns redirects instead of following them.
 var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
+// With TETHER_BASE_PATH=/auth, /auth/... is the BFF's and /bff/... may be
+// a route of the app.
+func TestWebFallbackBasePath(t *testing.T) {
+	dir := builtSPA(t)
+	s := newStack(t, stackOptions{tune: func(c *Config) { c.WebDir, c.WebFallback, c.BasePath = dir, "index.html", "/auth" }})
+	for path, want := range map[string]int{"/auth/unknown": 404, "/bff/settings": 200, "/settings/profile": 200} {
+		req, _ := http.NewRequest("GET", s.urls[0]+path, nil)
+		req.Header.Set("Accept", "text/html")
+		res, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != want || (want == 200) != strings.Contains(string(body), `<div id="app">`) {
+			t.Errorf("GET %s: %d %.80q; want %d", path, res.StatusCode, body, want)
+		}
+	}
+}
+
 func TestWebFallbackConfig(t *testing.T) {
 	dir := builtSPA(t)
 	for _, c := range []struct {

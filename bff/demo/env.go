@@ -13,6 +13,10 @@ var demoVars = []bff.EnvVar{
 	{Name: "TETHER_LOG_FORMAT", Meaning: "json or text", Default: "text"},
 	{Name: "TETHER_VAULT_KEY", Meaning: "32 bytes, base64: keep sessions across restarts", Default: "throw-away, said once"},
 	{Name: "TETHER_SESSION_KEYS", Meaning: "cookie keys, base64, comma-separated", Default: "throw-away, said once"},
+	{Name: "TETHER_DEMO_MODE", Meaning: "proxy: the BFF calls the sample API for the page (no token in it)", Default: "token"},
+	{Name: "TETHER_FORCE_MIN_AGE", Meaning: "as for tether, looser for the demo's quick presses", Default: demoForceMinAge.String()},
+	{Name: "TETHER_FORCE_RATE", Meaning: "as for tether, looser for the demo's quick presses", Default: "120/m"},
+	{Name: "TETHER_FORCE_BURST", Meaning: "as for tether, looser for the demo's quick presses", Default: "30"},
 }
 
 // fixedVars are the BFF variables the demo sets to point the BFF at its
@@ -22,7 +26,8 @@ var fixedVars = []string{
 	"TETHER_AUTH_URL", "TETHER_TOKEN_URL", "TETHER_REVOKE_URL", "TETHER_USERINFO_URL", "TETHER_SCOPES",
 	"TETHER_AUTH_PARAMS", "TETHER_GITHUB_URL", "TETHER_GITHUB_API_URL", "TETHER_ENTRA_TENANT",
 	"TETHER_API_ORIGINS", "TETHER_ADDR", "TETHER_METRICS_ADDR", "TETHER_WEB_DIR", "TETHER_LOG_FORMAT", "TETHER_LOG_LEVEL",
-	"TETHER_VAULT_KEY", "TETHER_SESSION_KEYS",
+	"TETHER_VAULT_KEY", "TETHER_SESSION_KEYS", "TETHER_API_ROUTES", "TETHER_TOKEN_ENDPOINT",
+	"TETHER_FORCE_MIN_AGE", "TETHER_FORCE_RATE", "TETHER_FORCE_BURST",
 }
 
 // EnvHelp is what `tether-demo -h` prints: every variable the demo reads,

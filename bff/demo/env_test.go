@@ -30,13 +30,19 @@ func TestEnvHelp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set := regexp.MustCompile(`"(TETHER_[A-Z_]+)":`).FindAllStringSubmatch(string(src), -1)
+	set := regexp.MustCompile(`"(TETHER_[A-Z_]+)":|fixed\["(TETHER_[A-Z_]+)"\]`).FindAllStringSubmatch(string(src), -1)
 	if len(set) < 5 {
 		t.Fatalf("found %d variables the demo sets: the pattern is stale", len(set))
 	}
 	for _, m := range set {
-		if !slices.Contains(fixedVars, m[1]) {
-			t.Errorf("the demo sets %s, but EnvHelp lists it as the user's", m[1])
+		if v := m[1] + m[2]; !slices.Contains(fixedVars, v) {
+			t.Errorf("the demo sets %s, but EnvHelp lists it as the user's", v)
+		}
+	}
+	// What the demo reads itself is in its own list.
+	for _, m := range regexp.MustCompile(`o\.Getenv\("(TETHER_[A-Z_]+)"\)`).FindAllStringSubmatch(string(src), -1) {
+		if !slices.ContainsFunc(demoVars, func(d bff.EnvVar) bool { return d.Name == m[1] }) {
+			t.Errorf("the demo reads %s, but EnvHelp does not list it among the demo's", m[1])
 		}
 	}
 }

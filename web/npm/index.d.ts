@@ -28,13 +28,13 @@ export type DegradedReason =
   | "network"
   | (string & {});
 
-/** What Tether.start takes. */
-export interface TetherOptions {
+/** What Tether.start takes in both modes. */
+interface CommonOptions {
   /** The BFF's base path on this origin. Default "/bff". */
   bff?: string;
   /**
    * The origins (scheme://host[:port]) whose requests get
-   * "Authorization: Bearer": no other URL ever sees the token.
+   * "Authorization: Bearer" in the page: no other URL ever sees the token.
    */
   apiOrigins?: readonly string[];
   /**
@@ -43,6 +43,26 @@ export interface TetherOptions {
    */
   wasm?: string | URL;
 }
+
+/** Token mode (the default): the page holds the access token, in memory. */
+export interface TokenModeOptions extends CommonOptions {
+  mode?: "token";
+  apis?: never;
+}
+
+/**
+ * Proxy mode: calls under the apis' base URLs go to the BFF
+ * (<bff>/api/<name>/...), which adds the token; the page holds none and,
+ * without apiOrigins, loads no WebAssembly.
+ */
+export interface ProxyModeOptions extends CommonOptions {
+  mode: "proxy";
+  /** Route name (a-z, 0-9, - and _) -> the API's base URL, like { github: "https://api.github.com" }. */
+  apis: Readonly<Record<string, string | URL>>;
+}
+
+/** What Tether.start takes. */
+export type TetherOptions = TokenModeOptions | ProxyModeOptions;
 
 /** tether.state(): a snapshot. */
 export interface TetherState {
@@ -58,7 +78,11 @@ export interface TetherState {
 
 /** The BFF's GET /bff/session. */
 export type TetherSession =
-  | { authenticated: false }
+  | {
+      authenticated: false;
+      /** Why not, when the BFF knows: a session that ended says how. */
+      reason?: ReconnectReason;
+    }
   | {
       authenticated: true;
       /** The provider's subject (user id). */

@@ -261,7 +261,7 @@ func TestRunStoredDiscovery(t *testing.T) {
 
 	first := start(t, e)
 	base := first.waitListening(t)
-	if code, body := get(t, base+"/readyz"); code != http.StatusOK || !strings.Contains(body, "discovered") {
+	if code, body := get(t, base+"/readyz?verbose"); code != http.StatusOK || !strings.Contains(body, "discovered") {
 		t.Fatalf("/readyz with the provider up = %d %q; want 200, discovered", code, body)
 	}
 	b := signIn(t, base)
@@ -278,7 +278,7 @@ func TestRunStoredDiscovery(t *testing.T) {
 	restarted := start(t, e)
 	base = restarted.waitListening(t)
 	restarted.waitLog(t, "using the stored discovery document", 5*time.Second)
-	if code, body := get(t, base+"/readyz"); code != http.StatusOK || !strings.Contains(body, "stored in the vault") {
+	if code, body := get(t, base+"/readyz?verbose"); code != http.StatusOK || !strings.Contains(body, "stored in the vault") {
 		t.Errorf("/readyz from the stored document = %d %q; want 200 saying so", code, body)
 	}
 	if code, got, _ := b.token(t, base, ""); code != http.StatusOK || got.AccessToken != tok.AccessToken {

@@ -20,7 +20,8 @@ export async function everything(): Promise<void> {
   const options: TetherOptions = { bff: "/bff", apiOrigins: ["https://api.example"], wasm: new URL("https://cdn.example/tether.wasm") };
   const tether: TetherClient = await Tether.start(options);
   const same: TetherClient = await Default.start();
-  void same;
+  const proxied: TetherClient = await Tether.start({ mode: "proxy", apis: { github: "https://api.github.com" } });
+  void [same, proxied];
 
   const res: Response = await tether.fetch("https://api.example/me");
   await tether.fetch(new URL("https://api.example/me"), { method: "POST", body: JSON.stringify({ a: 1 }) });
@@ -32,7 +33,7 @@ export async function everything(): Promise<void> {
   const reason: "" | "no_session" | "revoked" | "expired" | "signed_out" | "logged_out" = s.reason;
 
   const session: TetherSession = await tether.session();
-  const who: string = session.authenticated ? session.subject : "nobody";
+  const who: string = session.authenticated ? session.subject : "nobody, " + (session.reason ?? "never signed in");
 
   tether.login();
   tether.login("/settings/profile");
@@ -92,4 +93,8 @@ export async function mistakes(tether: TetherClient): Promise<void> {
   console.log((await tether.session()).subject);
   // @ts-expect-error no such error name
   isTetherError(new Error(), "TetherTimeout");
+  // @ts-expect-error proxy mode needs its apis
+  await Tether.start({ mode: "proxy" });
+  // @ts-expect-error apis belong to proxy mode
+  await Tether.start({ apis: { github: "https://api.github.com" } });
 }
