@@ -124,7 +124,12 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 		}
 	}
 	pc := cfg.providerConfig()
-	pc.HTTPClient, pc.Now, pc.Logger = &http.Client{Timeout: 3 * cfg.ProviderTimeout}, cfg.Now, log
+	// Keep as many connections to the provider as the engine has calls
+	// out (a burst after an outage would otherwise open and close them,
+	// with a TLS handshake each).
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = refresh.DefaultMaxProviderCalls
+	pc.HTTPClient, pc.Now, pc.Logger = &http.Client{Timeout: 3 * cfg.ProviderTimeout, Transport: tr}, cfg.Now, log
 	if err := s.startProvider(ctx, pc, v); err != nil {
 		v.Close()
 		return nil, err

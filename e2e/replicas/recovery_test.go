@@ -103,6 +103,7 @@ type outcome struct {
 	degraded  int // answers with the current token, degraded
 	failed    int // provider_unavailable answers
 	lost      *answer
+	neterrs   int // requests that got no answer (the connection failed)
 	maxAdvice time.Duration
 }
 
@@ -181,11 +182,13 @@ func recoveryRound(t *testing.T, c *cluster, ss []*session, mode devprovider.Out
 		slowest                      int
 		lost, neverServed            int
 		degraded, unavailable, calls int
+		neterrs                      int
 		maxAdvice                    time.Duration
 		latencies                    []time.Duration
 	)
 	for i, o := range out {
 		calls += o.calls
+		neterrs += o.neterrs
 		degraded += o.degraded
 		unavailable += o.failed
 		maxAdvice = max(maxAdvice, o.maxAdvice)
@@ -210,9 +213,9 @@ func recoveryRound(t *testing.T, c *cluster, ss []*session, mode devprovider.Out
 	slices.Sort(latencies)
 	took := last.Sub(rec)
 	opened := hitsAtOpen.Load()
-	t.Logf("%s: %d provider calls during the %v outage (%d until the circuit opened on replica 0); circuit closed %v after the recovery; last session served %v after it (session %d; median %v); %d client calls, %d degraded answers, %d provider_unavailable; largest Retry-After %v; after: %d refreshes, %d reuses",
+	t.Logf("%s: %d provider calls during the %v outage (%d until the circuit opened on replica 0); circuit closed %v after the recovery; last session served %v after it (session %d; median %v); %d client calls (%d without an answer), %d degraded answers, %d provider_unavailable; largest Retry-After %v; after: %d refreshes, %d reuses",
 		mode, st.OutageHits, recoveryOutage, opened, time.Unix(0, closedAt.Load()).Sub(rec).Round(time.Millisecond), took.Round(time.Millisecond), slowest, pct(latencies, 50).Round(time.Millisecond),
-		calls, degraded, unavailable, maxAdvice, after.RefreshToken, after.RefreshReuse)
+		calls, neterrs, degraded, unavailable, maxAdvice, after.RefreshToken, after.RefreshReuse)
 
 	if limit := int64(recoveryOutage/probeInterval) + canaries; st.OutageHits > limit {
 		t.Errorf("the provider got %d calls during a %v outage; want at most %d (one probe per %v after the %d that opened the circuit)",
@@ -263,8 +266,10 @@ func (c *cluster) follow(s *session, i int, tok wire.TokenResponse, canary bool,
 		var wait time.Duration
 		switch {
 		case a.neterr != nil:
-			o.lost = &a
-			return o
+			// As the browser client does: a network error is not an
+			// answer; back off a second and ask again.
+			o.neterrs++
+			wait = time.Second
 		case a.status == http.StatusOK && !a.tok.Degraded && a.tok.AccessToken != tok.AccessToken:
 			if rec := recovered.Load(); rec != 0 && a.recv.UnixNano() > rec {
 				o.served = a.recv
