@@ -107,8 +107,9 @@ func (v *Vault) End(ctx context.Context, sid, reason string, ttl time.Duration) 
 		return "", fmt.Errorf("vault: end session: %w", err)
 	}
 	if e := endedError([]byte(got)); e != nil {
-		return e.Reason, nil
+		reason = e.Reason
 	}
+	v.announceEnded(ctx, hashID(sid), reason)
 	return reason, nil
 }
 
