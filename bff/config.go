@@ -108,6 +108,17 @@ type Config struct {
 	// it off (TETHER_SESSION_IDLE=0).
 	SessionIdle time.Duration
 
+	// The live event stream, GET /bff/events (events.go):
+	// EventsHeartbeat is the time between heartbeats (default 25 s);
+	// EventsRetry what a stream advises the browser to wait before it
+	// reconnects (5 s, plus up to half again of jitter); EventsPerSession
+	// bounds one session's streams on a replica (4), EventsMaxStreams a
+	// replica's (10,000).
+	EventsHeartbeat  time.Duration
+	EventsRetry      time.Duration
+	EventsPerSession int
+	EventsMaxStreams int
+
 	// WebDir, when set, is served at / for everything outside /bff/
 	// (the demo page and the WASM client, or a built single-page app).
 	WebDir string

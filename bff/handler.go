@@ -47,6 +47,7 @@ type sessionVault interface {
 	LoginUsed(ctx context.Context, state string) (bool, error)
 	Ping(ctx context.Context) error
 	Circuit(name string) *vault.Circuit
+	Watcher(cfg vault.WatcherConfig) *vault.Watcher
 	Close() error
 }
 
@@ -85,6 +86,7 @@ type Handler struct {
 	api        *apiProxy     // proxy mode; nil without APIRoutes
 	slot       *providerSlot // the provider while New's discovery runs; nil if given ready
 	disc       *discoverer   // background discovery; nil when not needed
+	events     *eventStreams // GET /bff/events (events.go)
 }
 
 // loginTTL is how long a login (its cookie, its state) stays valid.
@@ -163,6 +165,7 @@ func newHandler(cfg Config, v sessionVault, p oauthProvider) *Handler {
 	if cfg.BasePath != "" {
 		s.logins.callbackPath, s.logins.loginPath = cfg.BasePath+routeCallback, cfg.BasePath+routeLogin
 	}
+	s.events = newEventStreams(cfg, v)
 	s.pageCSP = []string{pageCSP(cfg.APIOrigins)}
 	if cfg.CSP != "" {
 		s.pageCSP = []string{cfg.CSP}
@@ -194,9 +197,11 @@ func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // not show them.
 func (s *Handler) MetricsHandler() http.Handler { return s.metrics.handler() }
 
-// Close releases the vault (and stops the embedded Redis, if any).
+// Close ends the event streams and releases the vault (and stops the
+// embedded Redis, if any).
 func (s *Handler) Close() error {
 	s.disc.close()
+	s.events.close()
 	return s.vault.Close()
 }
 

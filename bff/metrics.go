@@ -23,6 +23,8 @@ type metrics struct {
 	logins         *prometheus.CounterVec
 	revocations    prometheus.Counter
 	circuit        *prometheus.GaugeVec
+	eventStreams   prometheus.Gauge
+	eventsSent     *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -58,12 +60,21 @@ func newMetrics() *metrics {
 			Name: "tether_provider_circuit",
 			Help: "The provider's circuit breaker as this process sees it: 1 for the current state (closed, open, half_open), 0 for the others.",
 		}, []string{"state"}),
+		eventStreams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tether_event_streams",
+			Help: "Event streams (GET /bff/events) open on this replica.",
+		}),
+		eventsSent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tether_events_sent_total",
+			Help: "Events sent on event streams, by event (session_ended).",
+		}, []string{"event"}),
 	}
 	for _, st := range refresh.CircuitStates {
 		m.circuit.WithLabelValues(string(st))
 	}
+	m.eventsSent.WithLabelValues("session_ended")
 	m.tokenOK = m.tokenRequests.WithLabelValues("ok")
-	m.reg.MustRegister(m.tokenRequests, m.refreshes, m.refreshLatency, m.lockWait, m.logins, m.revocations, m.circuit,
+	m.reg.MustRegister(m.tokenRequests, m.refreshes, m.refreshLatency, m.lockWait, m.logins, m.revocations, m.circuit, m.eventStreams, m.eventsSent,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

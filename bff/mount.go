@@ -22,6 +22,7 @@ var (
 	routeSession  = strings.TrimPrefix(wire.PathSession, wire.BasePath)
 	routeToken    = strings.TrimPrefix(wire.PathToken, wire.BasePath)
 	routeLogout   = strings.TrimPrefix(wire.PathLogout, wire.BasePath)
+	routeEvents   = strings.TrimPrefix(wire.PathEvents, wire.BasePath)
 )
 
 // Register adds the BFF's routes to an application's router, under
@@ -51,6 +52,7 @@ func (s *Handler) mount(g *gin.RouterGroup) {
 	g.Use(noStore, sessions.Sessions(s.cookieName, s.cookies))
 	g.GET(routeLogin, s.handleLogin)
 	g.GET(routeCallback, s.handleCallback)
+	g.GET(routeEvents, s.handleEvents) // the cookie and a same-origin check; EventSource sends no X-CSRF
 	j := g.Group("", requireCSRF)
 	j.GET(routeSession, s.handleSession)
 	if !s.cfg.TokenEndpointOff {

@@ -27,6 +27,9 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
+	if bh, ok := h.(*Handler); ok {
+		srv.RegisterOnShutdown(bh.CloseStreams) // streams would hold the shutdown for its grace
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -6,7 +6,7 @@ func Status(code string) int {
 	switch code {
 	case ErrReconnectRequired:
 		return 401
-	case ErrCSRFHeaderMissing:
+	case ErrCSRFHeaderMissing, ErrOriginNotAllowed:
 		return 403
 	case ErrRequestTooLarge:
 		return 413
@@ -20,7 +20,7 @@ func Status(code string) int {
 		return 404
 	case ErrMethodNotAllowed:
 		return 405
-	case ErrTooManyRefreshes:
+	case ErrTooManyRefreshes, ErrTooManyStreams:
 		return 429
 	case ErrProviderUnavailable, ErrStorageUnavailable:
 		return 503

@@ -21,6 +21,8 @@ func TestStatus(t *testing.T) {
 		{ErrProviderUnavailable, 503},
 		{ErrStorageUnavailable, 503},
 		{ErrTooManyRefreshes, 429},
+		{ErrTooManyStreams, 429},
+		{ErrOriginNotAllowed, 403},
 		{ErrRequestTooLarge, 413},
 		{ErrUpstreamUnavailable, 502},
 		{ErrUpstreamTimeout, 504},
@@ -46,6 +48,7 @@ func TestJSONNames(t *testing.T) {
 		{SessionResponse{}, []string{"authenticated", "subject", "name", "access_expires_at", "refresh_expires_at", "reason"}},
 		{ErrorBody{}, []string{"error", "reason", "message"}},
 		{TokenRequest{}, []string{"force", "rejected"}},
+		{SessionEnded{}, []string{"reason"}},
 	}
 	for _, c := range cases {
 		got := wiretest.JSONNames(c.v)
