@@ -38,6 +38,7 @@
 //	    "recover", rejected         -> Promise<string>, after an API's 401
 //	    "news", kind                a sibling tab's news (client.Client.News)
 //	    "nosession"                 GET /bff/session said there is none (client.Client.NoSession)
+//	    "ended", reason             the event stream said the session ended (client.Client.Ended)
 //	    "prefetch", "visible", "login", "restart", "logout" -> undefined
 //	    "state"                     -> [connected, expiresAt, degraded, reason]
 //
@@ -117,6 +118,8 @@ func (b *bridge) call(_ js.Value, args []js.Value) any {
 		c.News(str(args, 0))
 	case "nosession":
 		c.NoSession()
+	case "ended":
+		c.Ended(str(args, 0))
 	case "prefetch":
 		c.Prefetch()
 	case "visible":

@@ -654,9 +654,11 @@
     }
     try {
       // Proxy mode (config.mode): the BFF calls the API for the page.
+      // live: the BFF's event stream tells the page at once that the
+      // session ended elsewhere (the reconnect banner, with no click).
       st.tether = await Tether.start(st.config.mode === "proxy"
-        ? { bff: "/bff", mode: "proxy", apis: st.config.apis }
-        : { bff: "/bff", apiOrigins: [st.config.apiOrigin] });
+        ? { bff: "/bff", mode: "proxy", apis: st.config.apis, live: true }
+        : { bff: "/bff", apiOrigins: [st.config.apiOrigin], live: true });
     } catch (err) {
       fail("The Tether client did not start: " + err.message);
       return;

@@ -81,6 +81,10 @@
  * them, and no script on the page can be kept from asking POST /bff/token
  * itself (see the README's security model).
  *
+ * Live: Tether.start({ live: true }) holds an EventSource on <bff>/events
+ * while the session lasts, and the BFF's session_ended there raises
+ * "reconnect" at once (see "the live event stream" below).
+ *
  * Proxy mode: Tether.start({ mode: "proxy", apis: { name: "https://api..." } })
  * sends calls under those base URLs to the BFF (<bff>/api/<name>/...), which
  * adds the token: the page holds none and loads no WebAssembly. See
@@ -121,7 +125,7 @@
 
   function start(options) {
     options = options || {};
-    started = started || (options.mode === "proxy" ? bootProxy(options) : boot(options)).catch((err) => {
+    started = started || (options.mode === "proxy" ? bootProxy(options) : boot(options)).then((t) => live(t, options)).catch((err) => {
       started = null; // let the page try again
       throw err;
     });
@@ -197,6 +201,7 @@
       };
       const err = call("configure", bff, apiOrigins, nativeFetch, emit, lock, tabs && ((news) => tabs.announce(news)), setToken);
       if (err) throw err;
+      enders.set(this, (reason) => call("ended", reason)); // the live event stream's (below)
       if (tabs) tabs.open();
       if (doc) {
         doc.addEventListener("visibilitychange", () => {
@@ -476,6 +481,7 @@
       this.#bff = bff;
       this.#routes = routes;
       this.#inner = inner;
+      enders.set(this, (reason) => this.#ended(reason)); // the live event stream's (below)
       if (inner) {
         for (const type of EVENTS) {
           inner.addEventListener(type, (e) => this.dispatchEvent(new CustomEvent(type, { detail: e.detail })));
@@ -588,6 +594,13 @@
       this.#emit("degraded", { reason, retryAfter });
     }
 
+    // #ended is told by the live event stream that the session ended.
+    #ended(reason) {
+      if (!this.#inner) return this.#reconnect(reason);
+      if (!this.#state.reason) this.#state = { connected: false, expiresAt: 0, degraded: false, reason };
+      enders.get(this.#inner)(reason); // its reconnect event is passed on
+    }
+
     #reconnect(reason) {
       if (this.#state.reason) return;
       this.#state = { connected: false, expiresAt: 0, degraded: false, reason };
@@ -634,6 +647,120 @@
       } else {
         this.#prefetch();
       }
+    }
+  }
+
+  // ---- the live event stream --------------------------------------------
+  //
+  // Tether.start({ live: true }): while the session lasts, the page holds an
+  // EventSource on <bff>/events. When the BFF says the session ended
+  // (session_ended {reason}: a logout in another tab or browser, a
+  // revocation another replica noticed, the idle timeout, a back-channel
+  // logout, an operator), the client stands as after a reconnect_required
+  // answer, through the same path: the token dropped, one "reconnect" event
+  // with the reason, API calls rejected at once with TetherReconnectRequired,
+  // no request made. The stream opens at a "token" event (there is a
+  // session) and closes at "reconnect" and "logout"; a later "token"
+  // (restart() after a new sign-in) opens it again. After a network error
+  // the EventSource reconnects by itself after the BFF's retry: advice
+  // (5 to 7.5 s, jittered); an answer that is not a stream (401, 403, 429,
+  // 503) ends it, and the page then asks GET <bff>/session once: an ended
+  // session is reported as above, a live one gets a new stream after a
+  // pause that doubles from 5 s to 5 min.
+
+  const NativeEventSource = global.EventSource;
+  const enders = new WeakMap(); // a Tether or ProxyTether -> its private end(reason)
+  const LIVE_PAUSE = 5000, LIVE_PAUSE_MAX = 300000;
+  const REASONS = new Set(["no_session", "revoked", "expired", "signed_out"]);
+
+  function live(tether, options) {
+    if (options.live && typeof NativeEventSource === "function") {
+      new Live(tether, (options.bff || "/bff").replace(/\/+$/, ""));
+    }
+    return tether;
+  }
+
+  class Live {
+    #tether;
+    #url;
+    #credentials; // the BFF is another origin: send its cookie (withCredentials)
+    #source = null;
+    #timer = 0;
+    #pause = LIVE_PAUSE;
+    #over = false; // the session ended (or the user logged out): no stream until a new token
+
+    constructor(tether, bff) {
+      this.#tether = tether;
+      const url = new NativeURL(bff + "/events", base());
+      this.#url = apply(urlHref, url, []);
+      this.#credentials = apply(urlOrigin, url, []) !== global.location.origin;
+      tether.addEventListener("token", () => {
+        this.#over = false;
+        this.#open();
+      });
+      for (const type of ["reconnect", "logout"]) {
+        tether.addEventListener(type, () => {
+          this.#over = true;
+          this.#close();
+        });
+      }
+    }
+
+    #open() {
+      if (this.#source || this.#timer || this.#over) return;
+      const es = new NativeEventSource(this.#url, { withCredentials: this.#credentials });
+      this.#source = es;
+      es.addEventListener("session_ended", (e) => {
+        let reason = "";
+        try {
+          reason = JSON.parse(e.data).reason;
+        } catch {
+          // not the contract's: revoked
+        }
+        this.#end(reason);
+      });
+      es.addEventListener("open", () => {
+        this.#pause = LIVE_PAUSE;
+      });
+      es.addEventListener("error", () => {
+        if (es.readyState !== NativeEventSource.CLOSED || this.#source !== es) return; // it reconnects by itself
+        this.#source = null;
+        this.#refused();
+      });
+    }
+
+    // #refused: the BFF answered with something other than a stream.
+    async #refused() {
+      let s = null;
+      try {
+        s = await this.#tether.session();
+      } catch {
+        // unreachable, or 503: try again later
+      }
+      if (this.#over) return;
+      if (s && s.authenticated === false) {
+        this.#end(s.reason || "no_session");
+        return;
+      }
+      this.#timer = setTimeout(() => {
+        this.#timer = 0;
+        this.#open();
+      }, this.#pause);
+      this.#pause = Math.min(2 * this.#pause, LIVE_PAUSE_MAX);
+    }
+
+    #end(reason) {
+      this.#close();
+      if (this.#over) return;
+      this.#over = true;
+      enders.get(this.#tether)(REASONS.has(reason) ? reason : "revoked"); // the client takes the contract's only
+    }
+
+    #close() {
+      if (this.#source) this.#source.close();
+      this.#source = null;
+      clearTimeout(this.#timer);
+      this.#timer = 0;
     }
   }
 

@@ -42,6 +42,14 @@ interface CommonOptions {
    * the bundler emitted it.
    */
   wasm?: string | URL;
+  /**
+   * Hold the BFF's event stream (<bff>/events, an EventSource) while the
+   * session lasts: when it ends anywhere (a logout in another tab or
+   * browser, a revocation, the idle timeout, a back-channel logout, an
+   * operator), "reconnect" fires at once with the reason, and API calls
+   * reject with TetherReconnectRequired without a request. Default false.
+   */
+  live?: boolean;
 }
 
 /** Token mode (the default): the page holds the access token, in memory. */

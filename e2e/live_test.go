@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/tetherauth/tether/shared/wire"
+)
+
+// metric reads one unlabelled series of the BFF's metrics (in process).
+func (s *stack) metric(name string) float64 {
+	s.t.Helper()
+	rec := httptest.NewRecorder()
+	s.d.BFF.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	sc := bufio.NewScanner(rec.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				s.t.Fatalf("/metrics: %q", sc.Text())
+			}
+			return n
+		}
+	}
+	s.t.Fatalf("/metrics has no %s", name)
+	return 0
+}
+
+// sessionCookie is the tab's session cookie (HttpOnly: read through the
+// DevTools protocol), as a Cookie header.
+func (p *page) sessionCookie() string {
+	p.t.Helper()
+	step, done := context.WithTimeout(p.tab, stepTimeout)
+	defer done()
+	res, err := chromedp.Call(step, network.GetCookies, network.GetCookiesParams{URLs: []string{p.s.d.URL + "/"}})
+	if err != nil {
+		p.t.Fatalf("reading cookies: %v", err)
+	}
+	for _, c := range res.Cookies {
+		if strings.HasSuffix(c.Name, "tether_session") {
+			return c.Name + "=" + c.Value
+		}
+	}
+	p.t.Fatal("no session cookie")
+	return ""
+}
+
+// TestLiveBannerInTwoTabs: the demo (live: true) open in two tabs of one
+// browser; the session ends outside them (a logout by another client of
+// the same session). Both tabs show the reconnect banner within 2 s,
+// with no click and no request: no API call, no token request.
+func TestLiveBannerInTwoTabs(t *testing.T) {
+	s := startStack(t, stackOptions{autoApprove: true})
+	tab1 := newTab(t)
+	p1 := openPage(t, tab1, s)
+	p1.login(false)
+	p1.waitFor(`window.tether.state().connected`, stepTimeout, "tab 1's first token")
+	p2 := openPage(t, siblingTab(t, tab1), s)
+	p2.waitFor(`window.tether.state().connected`, stepTimeout, "tab 2's first token")
+	deadline := time.Now().Add(stepTimeout)
+	for s.metric("tether_event_streams") != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v event streams open; want one per tab", s.metric("tether_event_streams"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	pages := []*page{p1, p2}
+	for _, p := range pages {
+		evalJS[bool](p, `(() => { window.__ended = null;
+			window.tether.addEventListener("reconnect", (e) => { window.__ended = { at: Date.now(), reason: e.detail.reason }; });
+			return true; })()`)
+	}
+	api0, tok0 := s.apiCalls(), s.tokenTotal()
+
+	// Another client of this session signs it out.
+	req, _ := http.NewRequest(http.MethodPost, s.d.URL+wire.PathLogout, nil)
+	req.Header.Set("Cookie", p1.sessionCookie())
+	req.Header.Set(wire.HeaderCSRF, wire.CSRFValue)
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("logout = %d", resp.StatusCode)
+	}
+
+	type ended struct {
+		At     int64  `json:"at"`
+		Reason string `json:"reason"`
+	}
+	for i, p := range pages {
+		p.waitFor(`window.__ended && (() => {`+visibleJS+` return vis("#reconnect-banner"); })()`, 5*time.Second, "the reconnect banner")
+		e := evalJS[ended](p, `window.__ended`)
+		took := time.UnixMilli(e.At).Sub(start)
+		t.Logf("tab %d: reconnect (%s) %v after the logout was sent", i+1, e.Reason, took)
+		if e.Reason != wire.ReasonSignedOut {
+			t.Errorf("tab %d: reconnect reason %q; want signed_out", i+1, e.Reason)
+		}
+		if took > 2*time.Second {
+			t.Errorf("tab %d: the banner came %v after the logout; want within 2 s", i+1, took)
+		}
+		if st := p.read(); st.Status == "connected" {
+			t.Errorf("tab %d still says connected: %+v", i+1, st)
+		}
+	}
+	// Nothing asked, then or after: the page's calls fail at once.
+	for i, p := range pages {
+		if r := p.callAPI(); r.Error != "TetherReconnectRequired" {
+			t.Errorf("tab %d: an API call after the end: %+v; want TetherReconnectRequired, unsent", i+1, r)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	if api, tok := s.apiCalls(), s.tokenTotal(); api != api0 || tok != tok0 {
+		t.Errorf("after the end: %d API calls and %d token requests; want 0 and 0", api-api0, tok-tok0)
+	}
+	if n := s.metric("tether_event_streams"); n != 0 {
+		t.Errorf("%v event streams still open after the end; want 0", n)
+	}
+}
