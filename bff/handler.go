@@ -47,6 +47,9 @@ type sessionVault interface {
 	LoginUsed(ctx context.Context, state string) (bool, error)
 	Ping(ctx context.Context) error
 	Circuit(name string) *vault.Circuit
+	MarkTokenSeen(ctx context.Context, issuer, jti string, ttl time.Duration) (bool, error)
+	ForgetTokenSeen(ctx context.Context, issuer, jti string) error
+	GetHashed(ctx context.Context, hid string) (*vault.Record, time.Duration, error)
 	Close() error
 }
 
@@ -60,6 +63,7 @@ type oauthProvider interface {
 	Revoke(ctx context.Context, refreshToken, accessToken string) error
 	OIDC() bool
 	AuthorizationResponseIssuer() (issuer string, required bool)
+	VerifyLogoutToken(ctx context.Context, raw string) (*provider.LogoutToken, error)
 }
 
 var _ oauthProvider = (*provider.Provider)(nil)
