@@ -193,9 +193,7 @@ func TestBackchannelLogout(t *testing.T) {
 	}
 
 	// Every session ended: no index key is left.
-	rc := dialRedis(t, s.redisAddr(""))
-	defer rc.c.Close()
-	if keys := rc.do("KEYS", "tether:ix:*").([]any); len(keys) != 0 {
+	if keys := redisClient(t, s.redisAddr("")).Keys(t.Context(), "tether:ix:*").Val(); len(keys) != 0 {
 		t.Fatalf("index keys left after every session ended: %v", keys)
 	}
 	s.assertNoSecrets(alice1)
@@ -309,13 +307,12 @@ func TestBackchannelLogoutRefusesInvalidTokens(t *testing.T) {
 		t.Fatalf("replay: %d %q; want 400 invalid_request", status, code)
 	}
 	// The jti is remembered only as long as the token could be accepted.
-	rc := dialRedis(t, addr)
-	defer rc.c.Close()
-	keys := rc.do("KEYS", "tether:jti:*").([]any)
-	if len(keys) != 1 {
-		t.Fatalf("jti keys %v; want 1", keys)
+	rdb := redisClient(t, addr)
+	keys, err := rdb.Keys(t.Context(), "tether:jti:*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("jti keys %v, %v; want 1", keys, err)
 	}
-	if pttl := rc.do("PTTL", keys[0].(string)).(int64); pttl <= 0 || pttl > int64((2*time.Minute+2*time.Minute)/time.Millisecond) {
+	if pttl := rdb.PTTL(t.Context(), keys[0]).Val(); pttl <= 0 || pttl > 2*time.Minute+2*time.Minute {
 		t.Fatalf("jti PTTL %d ms; want until the token's exp plus the skew (at most 4 min)", pttl)
 	}
 	if r := s.endedWith(sid); r != "" {

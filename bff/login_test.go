@@ -26,19 +26,30 @@ type redisUsage struct {
 	keys, keyBytes, usedMemory int64
 }
 
-// measureRedis looks at what the BFF left in the Redis at redisURL, as an
-// operator would, through a client of its own.
-func measureRedis(t testing.TB, redisURL string, real bool) redisUsage {
+// redisClient is a client of the tests' own to the Redis at redisURL,
+// closed when the test ends: they look at what the BFF left there as an
+// operator would.
+func redisClient(t testing.TB, redisURL string) *redis.Client {
 	t.Helper()
 	opt, err := redis.ParseURL(redisURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rdb := redis.NewClient(opt)
-	defer rdb.Close()
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// measureRedis looks at what the BFF left in the Redis at redisURL, as an
+// operator would, through a client of its own.
+func measureRedis(t testing.TB, redisURL string, real bool) redisUsage {
+	t.Helper()
+	rdb := redisClient(t, redisURL)
+	defer rdb.Close() // now: its connection would count in the next used_memory
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var u redisUsage
+	var err error
 	if u.keys, err = rdb.DBSize(ctx).Result(); err != nil {
 		t.Fatalf("redis DBSIZE: %v", err)
 	}
