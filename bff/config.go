@@ -168,17 +168,18 @@ type Config struct {
 	resolved provider.Config
 }
 
-// Defaults for Config's zero values.
+// Defaults for Config's zero values. Those the refresh engine also has
+// are its own, so that the BFF and a Refresher built directly agree.
 const (
-	DefaultRefreshBuffer   = 5 * time.Minute
-	DefaultSessionMaxAge   = 30 * 24 * time.Hour
-	DefaultProviderTimeout = 10 * time.Second
-	DefaultRetryAfter      = 5 * time.Second
+	DefaultRefreshBuffer   = refresh.DefaultBuffer
+	DefaultSessionMaxAge   = refresh.DefaultSessionMaxAge
+	DefaultProviderTimeout = refresh.DefaultProviderTimeout
+	DefaultRetryAfter      = refresh.DefaultRetryAfter
 	DefaultProbeInterval   = refresh.DefaultProbeInterval
 	DefaultRetryAfterMax   = refresh.DefaultRetryAfterMax
-	DefaultForceMinAge     = 5 * time.Second
-	DefaultForceRate       = 6 // a minute
-	DefaultForceBurst      = 3
+	DefaultForceMinAge     = refresh.DefaultForceMinAge
+	DefaultForceRate       = int(time.Minute / refresh.DefaultForceEvery) // a minute
+	DefaultForceBurst      = refresh.DefaultForceBurst
 	DefaultSessionIdle     = 14 * 24 * time.Hour
 )
 

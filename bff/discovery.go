@@ -97,6 +97,22 @@ func (s *providerSlot) Revoke(ctx context.Context, refreshToken, accessToken str
 	return p.Revoke(ctx, refreshToken, accessToken)
 }
 
+// VerifyLogoutToken checks a back-channel logout token (see
+// provider.Provider.VerifyLogoutToken); errNoProvider before discovery.
+func (s *providerSlot) VerifyLogoutToken(ctx context.Context, raw string) (*provider.LogoutToken, error) {
+	p := s.p.Load()
+	if p == nil {
+		return nil, errNoProvider
+	}
+	return p.VerifyLogoutToken(ctx, raw)
+}
+
+// CanRevoke reports whether the provider has a revocation endpoint.
+func (s *providerSlot) CanRevoke() bool {
+	p := s.p.Load()
+	return p != nil && p.CanRevoke()
+}
+
 func (s *providerSlot) OIDC() bool {
 	p := s.p.Load()
 	return p != nil && p.OIDC()

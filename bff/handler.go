@@ -48,6 +48,9 @@ type sessionVault interface {
 	Ping(ctx context.Context) error
 	Circuit(name string) *vault.Circuit
 	Watcher(cfg vault.WatcherConfig) *vault.Watcher
+	MarkTokenSeen(ctx context.Context, issuer, jti string, ttl time.Duration) (bool, error)
+	ForgetTokenSeen(ctx context.Context, issuer, jti string) error
+	GetHashed(ctx context.Context, hid string) (*vault.Record, time.Duration, error)
 	Close() error
 }
 
@@ -61,6 +64,7 @@ type oauthProvider interface {
 	Revoke(ctx context.Context, refreshToken, accessToken string) error
 	OIDC() bool
 	AuthorizationResponseIssuer() (issuer string, required bool)
+	VerifyLogoutToken(ctx context.Context, raw string) (*provider.LogoutToken, error)
 }
 
 var _ oauthProvider = (*provider.Provider)(nil)

@@ -239,17 +239,29 @@ type tokenResult struct {
 
 // token calls POST /bff/token with an optional JSON body.
 func (b *browser) token(bffURL string, req *wire.TokenRequest) tokenResult {
+	return b.tokenAt(bffURL+wire.BasePath, req)
+}
+
+// mustToken calls POST /bff/token and requires a 200.
+func (b *browser) mustToken(bffURL string, req *wire.TokenRequest) wire.TokenResponse {
+	b.t.Helper()
+	return b.mustTokenAt(bffURL+wire.BasePath, req)
+}
+
+// tokenAt calls POST base/token, for a BFF mounted at base (a URL), with
+// an optional JSON body.
+func (b *browser) tokenAt(base string, req *wire.TokenRequest) tokenResult {
 	var body io.Reader
 	if req != nil {
 		j, _ := json.Marshal(req)
 		body = bytes.NewReader(j)
 	}
-	r, _ := http.NewRequest(http.MethodPost, bffURL+wire.PathToken, body)
+	r, _ := http.NewRequest(http.MethodPost, base+"/token", body)
 	r.Header.Set(wire.HeaderCSRF, wire.CSRFValue)
 	r.Header.Set("Content-Type", "application/json")
 	resp, err := b.c.Do(r)
 	if err != nil {
-		b.t.Errorf("POST /bff/token: %v", err)
+		b.t.Errorf("POST %s/token: %v", base, err)
 		return tokenResult{}
 	}
 	defer resp.Body.Close()
@@ -263,12 +275,12 @@ func (b *browser) token(bffURL string, req *wire.TokenRequest) tokenResult {
 	return res
 }
 
-// mustToken calls POST /bff/token and requires a 200.
-func (b *browser) mustToken(bffURL string, req *wire.TokenRequest) wire.TokenResponse {
+// mustTokenAt calls POST base/token and requires a 200.
+func (b *browser) mustTokenAt(base string, req *wire.TokenRequest) wire.TokenResponse {
 	b.t.Helper()
-	r := b.token(bffURL, req)
+	r := b.tokenAt(base, req)
 	if r.status != http.StatusOK {
-		b.t.Fatalf("POST /bff/token = %d %+v; want 200", r.status, r.err)
+		b.t.Fatalf("POST %s/token = %d %+v; want 200", base, r.status, r.err)
 	}
 	return r.tok
 }

@@ -138,7 +138,7 @@ func (s *Handler) handleCallback(c *gin.Context) {
 	now := s.cfg.Now()
 	rec := &vault.Record{
 		AccessToken: grant.AccessToken, TokenType: grant.TokenType, RefreshToken: grant.RefreshToken,
-		Scope: grant.Scope, Subject: grant.Subject, Name: grant.Name,
+		Scope: grant.Scope, Subject: grant.Subject, Name: grant.Name, ProviderSID: grant.SessionID,
 		IssuedAt: now, Expiry: grant.Expiry, RefreshExpiry: grant.RefreshExpiry, Created: now,
 	}
 	if old, _ := sess.Get(keySID).(string); old != "" {

@@ -1,11 +1,9 @@
 package bff
 
 import (
-	"bufio"
+	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,96 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tetherauth/tether/bff/vault/redistest"
 	"github.com/tetherauth/tether/shared/wire"
 )
-
-// redisConn is a plain RESP connection to a Redis: the tests use it to
-// look at what the BFF left in Redis, as an operator would.
-type redisConn struct {
-	t testing.TB
-	c net.Conn
-	r *bufio.Reader
-}
-
-func dialRedis(t testing.TB, redisURL string) *redisConn {
-	t.Helper()
-	u, err := url.Parse(redisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.DialTimeout("tcp", u.Host, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	rc := &redisConn{t: t, c: c, r: bufio.NewReader(c)}
-	if pw, ok := u.User.Password(); ok {
-		rc.do("AUTH", pw) // the embedded Redis requires its password
-	}
-	return rc
-}
-
-// do sends one command and decodes the reply (simple string, integer,
-// bulk, array; an error reply fails the test).
-func (rc *redisConn) do(args ...string) any {
-	rc.t.Helper()
-	rc.c.SetDeadline(time.Now().Add(30 * time.Second))
-	fmt.Fprintf(rc.c, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(rc.c, "$%d\r\n%s\r\n", len(a), a)
-	}
-	v, err := readRESP(rc.r)
-	if err != nil {
-		rc.t.Fatalf("redis %s: %v", args[0], err)
-	}
-	return v
-}
-
-func readRESP(r *bufio.Reader) (any, error) {
-	line, err := r.ReadString('\n')
-	if err != nil {
-		return nil, err
-	}
-	line = strings.TrimSuffix(line, "\r\n")
-	if line == "" {
-		return nil, errors.New("empty reply")
-	}
-	body := line[1:]
-	switch line[0] {
-	case '+':
-		return body, nil
-	case '-':
-		return nil, errors.New(body)
-	case ':':
-		return strconv.ParseInt(body, 10, 64)
-	case '$':
-		n, err := strconv.Atoi(body)
-		if err != nil || n < 0 {
-			return nil, err
-		}
-		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return nil, err
-		}
-		return string(buf[:n]), nil
-	case '*':
-		n, err := strconv.Atoi(body)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]any, 0, max(n, 0))
-		for range n {
-			v, err := readRESP(r)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, v)
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("reply type %q", line[0])
-}
 
 // redisUsage is what a Redis holds: its key count (DBSIZE), the sum of
 // MEMORY USAGE over its keys, and, on a real redis-server, INFO memory's
@@ -113,23 +26,54 @@ type redisUsage struct {
 	keys, keyBytes, usedMemory int64
 }
 
-func measureRedis(t testing.TB, addr string, real bool) redisUsage {
+// redisClient is a client of the tests' own to the Redis at redisURL,
+// closed when the test ends: they look at what the BFF left there as an
+// operator would.
+func redisClient(t testing.TB, redisURL string) *redis.Client {
 	t.Helper()
-	rc := dialRedis(t, addr)
-	defer rc.c.Close()
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// measureRedis looks at what the BFF left in the Redis at redisURL, as an
+// operator would, through a client of its own.
+func measureRedis(t testing.TB, redisURL string, real bool) redisUsage {
+	t.Helper()
+	rdb := redisClient(t, redisURL)
+	defer rdb.Close() // now: its connection would count in the next used_memory
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	var u redisUsage
-	u.keys = rc.do("DBSIZE").(int64)
+	var err error
+	if u.keys, err = rdb.DBSize(ctx).Result(); err != nil {
+		t.Fatalf("redis DBSIZE: %v", err)
+	}
 	if u.keys > 1000 {
 		u.keyBytes = -1 // not worth summing: the key count already tells
 	} else {
-		for _, k := range rc.do("KEYS", "*").([]any) {
-			if n, ok := rc.do("MEMORY", "USAGE", k.(string)).(int64); ok {
-				u.keyBytes += n
+		keys, err := rdb.Keys(ctx, "*").Result()
+		if err != nil {
+			t.Fatalf("redis KEYS: %v", err)
+		}
+		for _, k := range keys {
+			n, err := rdb.MemoryUsage(ctx, k).Result()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				t.Fatalf("redis MEMORY USAGE: %v", err)
 			}
+			u.keyBytes += n
 		}
 	}
 	if real {
-		for _, l := range strings.Split(rc.do("INFO", "memory").(string), "\r\n") {
+		info, err := rdb.Info(ctx, "memory").Result()
+		if err != nil {
+			t.Fatalf("redis INFO: %v", err)
+		}
+		for _, l := range strings.Split(info, "\r\n") {
 			if v, ok := strings.CutPrefix(l, "used_memory:"); ok {
 				u.usedMemory, _ = strconv.ParseInt(v, 10, 64)
 			}

@@ -22,6 +22,7 @@ type metrics struct {
 	lockWait       prometheus.Histogram
 	logins         *prometheus.CounterVec
 	revocations    prometheus.Counter
+	backchannel    *prometheus.CounterVec
 	circuit        *prometheus.GaugeVec
 	eventStreams   prometheus.Gauge
 	eventsSent     *prometheus.CounterVec
@@ -56,6 +57,10 @@ func newMetrics() *metrics {
 			Name: "tether_revocations_total",
 			Help: "Grants revoked at the provider on logout.",
 		}),
+		backchannel: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tether_backchannel_logouts_total",
+			Help: "POST /bff/backchannel by outcome: ok, invalid (refused with 400), replay (a jti seen before), unavailable.",
+		}, []string{"outcome"}),
 		circuit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tether_provider_circuit",
 			Help: "The provider's circuit breaker as this process sees it: 1 for the current state (closed, open, half_open), 0 for the others.",
@@ -74,7 +79,7 @@ func newMetrics() *metrics {
 	}
 	m.eventsSent.WithLabelValues("session_ended")
 	m.tokenOK = m.tokenRequests.WithLabelValues("ok")
-	m.reg.MustRegister(m.tokenRequests, m.refreshes, m.refreshLatency, m.lockWait, m.logins, m.revocations, m.circuit, m.eventStreams, m.eventsSent,
+	m.reg.MustRegister(m.tokenRequests, m.refreshes, m.refreshLatency, m.lockWait, m.logins, m.revocations, m.backchannel, m.circuit, m.eventStreams, m.eventsSent,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -22,11 +22,13 @@ var (
 	routeSession  = strings.TrimPrefix(wire.PathSession, wire.BasePath)
 	routeToken    = strings.TrimPrefix(wire.PathToken, wire.BasePath)
 	routeLogout   = strings.TrimPrefix(wire.PathLogout, wire.BasePath)
+	routeBackchan = strings.TrimPrefix(wire.PathBackchannel, wire.BasePath)
 	routeEvents   = strings.TrimPrefix(wire.PathEvents, wire.BasePath)
 )
 
 // Register adds the BFF's routes to an application's router, under
-// Config.BasePath: login, callback, session, token and logout. Tether's
+// Config.BasePath: login, callback, session, token, logout and
+// backchannel (the provider's back-channel logout, server to server). Tether's
 // middleware (its panic handler, its security headers, its access log,
 // Cache-Control: no-store, the session cookie and, on the JSON routes,
 // the X-CSRF rule) applies to those routes only; the application's own
@@ -49,6 +51,8 @@ func (s *Handler) Register(r gin.IRouter) {
 
 // mount adds the BFF's routes, with their middleware, to g.
 func (s *Handler) mount(g *gin.RouterGroup) {
+	// Server to server: no cookie, no X-CSRF (see backchannel.go).
+	g.POST(routeBackchan, noStore, s.handleBackchannel)
 	g.Use(noStore, sessions.Sessions(s.cookieName, s.cookies))
 	g.GET(routeLogin, s.handleLogin)
 	g.GET(routeCallback, s.handleCallback)

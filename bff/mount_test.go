@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -203,41 +202,6 @@ func TestRegisterInAppEngine(t *testing.T) {
 		t.Errorf("POST /auth/token after logout = %d %+v; want 401 signed_out", r.status, r.err)
 	}
 	s.assertNoSecrets(b)
-}
-
-// tokenAt is token for a BFF mounted at base (a URL): POST base/token.
-func (b *browser) tokenAt(base string, req *wire.TokenRequest) tokenResult {
-	b.t.Helper()
-	var body io.Reader
-	if req != nil {
-		j, _ := json.Marshal(req)
-		body = bytes.NewReader(j)
-	}
-	r, _ := http.NewRequest(http.MethodPost, base+"/token", body)
-	r.Header.Set(wire.HeaderCSRF, wire.CSRFValue)
-	r.Header.Set("Content-Type", "application/json")
-	resp, err := b.c.Do(r)
-	if err != nil {
-		b.t.Fatalf("POST %s/token: %v", base, err)
-	}
-	defer resp.Body.Close()
-	res := tokenResult{status: resp.StatusCode, header: resp.Header}
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode == http.StatusOK {
-		json.Unmarshal(raw, &res.tok)
-	} else {
-		json.Unmarshal(raw, &res.err)
-	}
-	return res
-}
-
-func (b *browser) mustTokenAt(base string, req *wire.TokenRequest) wire.TokenResponse {
-	b.t.Helper()
-	r := b.tokenAt(base, req)
-	if r.status != http.StatusOK {
-		b.t.Fatalf("POST %s/token = %d %+v; want 200", base, r.status, r.err)
-	}
-	return r.tok
 }
 
 // TestNoGinRouteListing: in Gin's debug mode, New prints nothing and

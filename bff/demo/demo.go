@@ -21,6 +21,7 @@ import (
 
 	"github.com/tetherauth/tether/bff"
 	"github.com/tetherauth/tether/bff/devprovider"
+	"github.com/tetherauth/tether/shared/wire"
 )
 
 // Options configure a demo. Zero values are the `make run` defaults.
@@ -119,6 +120,13 @@ func Start(ctx context.Context, o Options) (*Demo, error) {
 
 	dcfg.Issuer = d.DevURL
 	dcfg.AllowOrigins = []string{d.URL}
+	// The dev provider tells the BFF when a user's session ends there
+	// (its logout, /control/backchannel): OpenID Connect Back-Channel
+	// Logout to the BFF's route, unless TETHER_DEV_BACKCHANNEL_URI says
+	// otherwise (off for none).
+	if dcfg.BackchannelLogoutURI == "" && o.Getenv("TETHER_DEV_BACKCHANNEL_URI") != "off" && dcfg.Quirks == devprovider.QuirksNone {
+		dcfg.BackchannelLogoutURI = d.URL + wire.PathBackchannel
+	}
 	dcfg.Logger = o.Logger.With("component", "devprovider")
 	if o.Dev != nil {
 		o.Dev(&dcfg)

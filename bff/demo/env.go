@@ -17,6 +17,7 @@ var demoVars = []bff.EnvVar{
 	{Name: "TETHER_FORCE_MIN_AGE", Meaning: "as for tether, looser for the demo's quick presses", Default: demoForceMinAge.String()},
 	{Name: "TETHER_FORCE_RATE", Meaning: "as for tether, looser for the demo's quick presses", Default: "120/m"},
 	{Name: "TETHER_FORCE_BURST", Meaning: "as for tether, looser for the demo's quick presses", Default: "30"},
+	{Name: "TETHER_DEV_BACKCHANNEL_URI", Meaning: "where the dev provider sends back-channel logout tokens; off for none", Default: "the BFF's /bff/backchannel"},
 }
 
 // fixedVars are the BFF variables the demo sets to point the BFF at its

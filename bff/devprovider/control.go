@@ -42,16 +42,23 @@ type Stats struct {
 	OutageHits int64 `json:"outage_hits"`
 	// CodesIssued counts authorization codes /authorize handed out.
 	CodesIssued int64 `json:"codes_issued"`
+	// BackchannelSent and BackchannelFailed count the logout tokens sent
+	// to the client's back-channel logout URI that it accepted (200), and
+	// those it refused or that could not be delivered.
+	BackchannelSent   int64 `json:"backchannel_sent"`
+	BackchannelFailed int64 `json:"backchannel_failed"`
 }
 
 type counters struct {
 	authorizationCode, refreshToken, refreshReuse, revoke atomic.Int64
 	apiOK, api401, tokenErrors, outageHits, codesIssued   atomic.Int64
+	backchannelSent, backchannelFailed                    atomic.Int64
 }
 
 func (c *counters) all() []*atomic.Int64 {
 	return []*atomic.Int64{&c.authorizationCode, &c.refreshToken, &c.refreshReuse, &c.revoke,
-		&c.apiOK, &c.api401, &c.tokenErrors, &c.outageHits, &c.codesIssued}
+		&c.apiOK, &c.api401, &c.tokenErrors, &c.outageHits, &c.codesIssued,
+		&c.backchannelSent, &c.backchannelFailed}
 }
 
 // Stats returns the counters, the same numbers as GET /control/stats.
@@ -67,6 +74,8 @@ func (p *Provider) Stats() Stats {
 		TokenErrors:       c.tokenErrors.Load(),
 		OutageHits:        c.outageHits.Load(),
 		CodesIssued:       c.codesIssued.Load(),
+		BackchannelSent:   c.backchannelSent.Load(),
+		BackchannelFailed: c.backchannelFailed.Load(),
 	}
 }
 
@@ -293,7 +302,20 @@ func (p *Provider) handleControlRevoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "subject must name a known user (alice, bob)")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]int{"revoked": p.RevokeSubject(subject)})
+	out := map[string]int{"revoked": p.RevokeSubject(subject)}
+	// With backchannel=1 the client is also told at once, with a logout
+	// token naming the subject (as a provider that ends the user's
+	// sessions with the grant does). Without, the revocation is noticed
+	// at the next refresh.
+	if on, _ := strconv.ParseBool(r.FormValue("backchannel")); on {
+		n, err := p.BackchannelLogout(r.Context(), subject, "")
+		if err != nil {
+			writeError(w, http.StatusBadGateway, "backchannel_failed", err.Error())
+			return
+		}
+		out["sent"] = n
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (p *Provider) handleControlExpire(w http.ResponseWriter, r *http.Request) {

@@ -39,6 +39,25 @@ func (c *Controls) Revoke(ctx context.Context, subject string) (int, error) {
 	return out.Revoked, err
 }
 
+// Backchannel sends the client's back-channel logout URI one logout
+// token naming subject (every session of it), and sid when not empty
+// (that provider session only): POST /control/backchannel. It returns
+// how many tokens the client accepted.
+func (c *Controls) Backchannel(ctx context.Context, subject, sid string) (int, error) {
+	var out struct{ Sent int }
+	err := c.post(ctx, "/control/backchannel", url.Values{"subject": {subject}, "sid": nonEmpty(sid)}, &out)
+	return out.Sent, err
+}
+
+// RevokeAndLogout revokes every grant of subject, as Revoke does, and
+// sends the client a back-channel logout token naming the subject: POST
+// /control/revoke?backchannel=1. It returns how many grants it revoked.
+func (c *Controls) RevokeAndLogout(ctx context.Context, subject string) (int, error) {
+	var out struct{ Revoked int }
+	err := c.post(ctx, "/control/revoke", url.Values{"subject": {subject}, "backchannel": {"1"}}, &out)
+	return out.Revoked, err
+}
+
 // Outage makes POST /token misbehave in mode for d (0: until mode
 // OutageNone), with delay for OutageSlow (0: DefaultSlowDelay), as
 // Provider.SetOutage does: POST /control/outage. It returns when the outage

@@ -18,7 +18,11 @@
 //	GET  /jwks                              the RS256 signing key
 //	GET  /api/me                            sample API, RFC 6750 401s
 //	GET  /api/public                        no auth; says whether Authorization arrived
-//	POST /control/revoke?subject=alice      revoke all of a user's grants
+//	GET  /logout?subject=alice[&sid=]       the provider's own logout: a back-channel
+//	                                        logout token per provider session
+//	POST /control/revoke?subject=alice      revoke all of a user's grants (&backchannel=1:
+//	                                        and send a logout token naming the user)
+//	POST /control/backchannel?subject=[&sid=]  only send a logout token
 //	POST /control/expire[?subject=]         expire access tokens now
 //	POST /control/outage?mode=&seconds=&delay=  break /token for a while
 //	GET  /control/stats                     counters (see Stats)

@@ -26,6 +26,7 @@ const EnvHelp = `The dev provider reads (all optional):
   TETHER_DEV_CLIENT_ID       default tether-dev
   TETHER_DEV_CLIENT_SECRET   default tether-dev-secret
   TETHER_DEV_QUIRKS          github, github-oauth-app or google: behave like that provider on the wire
+  TETHER_DEV_BACKCHANNEL_URI the client's back-channel logout URI (the demo: its BFF's /bff/backchannel; off for none)
 `
 
 // ConfigError is a bad configuration variable.
@@ -107,6 +108,14 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if c.Quirks = Quirks(get("TETHER_DEV_QUIRKS")); !c.Quirks.Valid() {
 		return c, &ConfigError{"TETHER_DEV_QUIRKS", string(c.Quirks), "want github, github-oauth-app or google"}
+	}
+	if v := get("TETHER_DEV_BACKCHANNEL_URI"); v != "" {
+		if u, err := url.Parse(v); v != "off" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+			return c, &ConfigError{"TETHER_DEV_BACKCHANNEL_URI", v, "want an absolute http(s) URL, or off"}
+		}
+		if v != "off" {
+			c.BackchannelLogoutURI = v
+		}
 	}
 	c.ClientID = get("TETHER_DEV_CLIENT_ID")
 	c.ClientSecret = get("TETHER_DEV_CLIENT_SECRET")

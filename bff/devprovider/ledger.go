@@ -55,6 +55,9 @@ type grant struct {
 	authTime      time.Time
 	refreshExpiry time.Time
 	revoked       bool
+	// sid names the login's session at the provider: the ID tokens' sid
+	// claim, and what a back-channel logout token names.
+	sid string
 }
 
 type authCode struct {
@@ -92,6 +95,7 @@ type issued struct {
 	nonce         string
 	authTime      time.Time
 	refreshExpiry time.Time
+	sid           string
 }
 
 // ledger holds all token state behind one mutex, so that every token
@@ -170,7 +174,7 @@ func (s *ledger) issueLocked(now time.Time, g *grant, scope string, accessTTL ti
 	return issued{
 		access: at, accessExpires: exp, refresh: rt,
 		subject: g.subject, scope: scope, nonce: g.nonce,
-		authTime: g.authTime, refreshExpiry: g.refreshExpiry,
+		authTime: g.authTime, refreshExpiry: g.refreshExpiry, sid: g.sid,
 	}
 }
 
@@ -202,7 +206,7 @@ func (s *ledger) exchangeCode(now time.Time, code, clientID, redirectURI string,
 	}
 	g := &grant{
 		subject: c.subject, clientID: c.clientID, scope: c.scope, nonce: c.nonce,
-		authTime: now, refreshExpiry: now.Add(refreshTTL),
+		authTime: now, refreshExpiry: now.Add(refreshTTL), sid: randomToken("op_")[:24],
 	}
 	s.grants[g] = struct{}{}
 	c.grant = g
@@ -325,6 +329,20 @@ func (s *ledger) revokeSubject(now time.Time, subject string) int {
 		}
 	}
 	return n
+}
+
+// sessionsOf returns the provider sessions (sids) of subject's live
+// grants.
+func (s *ledger) sessionsOf(now time.Time, subject string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var sids []string
+	for g := range s.grants {
+		if g.subject == subject && !g.revoked && now.Before(g.refreshExpiry) {
+			sids = append(sids, g.sid)
+		}
+	}
+	return sids
 }
 
 // expireAccess makes every unexpired access token (of subject, if given)

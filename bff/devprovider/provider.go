@@ -55,6 +55,11 @@ type Config struct {
 	// AllowOrigins are the CORS origins for /api/ and /control/. Empty
 	// allows any loopback http origin.
 	AllowOrigins []string
+	// BackchannelLogoutURI is the client's registered back-channel logout
+	// URI (OpenID Connect Back-Channel Logout 1.0): the provider's own
+	// logout, /control/backchannel and /control/revoke?backchannel=1 send
+	// it a signed logout token. Empty: none is sent.
+	BackchannelLogoutURI string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives one line per request (method, path, status, grant
@@ -99,6 +104,11 @@ func New(cfg Config) (*Provider, error) {
 	}
 	if !cfg.Quirks.Valid() {
 		return nil, fmt.Errorf("devprovider: Quirks %q is not github, github-oauth-app or google", cfg.Quirks)
+	}
+	if cfg.BackchannelLogoutURI != "" {
+		if u, err := url.Parse(cfg.BackchannelLogoutURI); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("devprovider: BackchannelLogoutURI %q is not an absolute http(s) URL", cfg.BackchannelLogoutURI)
+		}
 	}
 	if cfg.AccessTTL < 0 || cfg.RefreshTTL < 0 {
 		return nil, errors.New("devprovider: AccessTTL and RefreshTTL must not be negative")
@@ -189,6 +199,9 @@ func (p *Provider) routes() http.Handler {
 		mux.HandleFunc("POST /revoke", p.handleRevoke)
 		mux.HandleFunc("GET /userinfo", p.handleUserInfo)
 		mux.HandleFunc("POST /userinfo", p.handleUserInfo)
+		mux.HandleFunc("GET /logout", p.handleLogout)
+		mux.HandleFunc("POST /logout", p.handleLogout)
+		mux.HandleFunc("POST /control/backchannel", p.handleControlBackchannel)
 	}
 	mux.HandleFunc("GET /api/me", p.handleAPIMe)
 	mux.HandleFunc("GET /api/public", p.handleAPIPublic)

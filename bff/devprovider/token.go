@@ -59,6 +59,9 @@ type discovery struct {
 	RevocationEndpointAuthMethods     []string `json:"revocation_endpoint_auth_methods_supported"`
 	SubjectTypesSupported             []string `json:"subject_types_supported"`
 	AuthorizationResponseIssParameter bool     `json:"authorization_response_iss_parameter_supported"`
+	EndSessionEndpoint                string   `json:"end_session_endpoint"`
+	BackchannelLogoutSupported        bool     `json:"backchannel_logout_supported"`
+	BackchannelLogoutSessionSupported bool     `json:"backchannel_logout_session_supported"`
 }
 
 func (p *Provider) handleDiscovery(w http.ResponseWriter, r *http.Request) {
@@ -76,11 +79,14 @@ func (p *Provider) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		IDTokenSigningAlgValuesSupported:  []string{"RS256"},
 		ScopesSupported:                   []string{"openid", "profile", "email", "offline_access"},
-		ClaimsSupported:                   []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "name", "email"},
+		ClaimsSupported:                   []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "name", "email"},
 		TokenEndpointAuthMethodsSupported: auth,
 		RevocationEndpointAuthMethods:     auth,
 		SubjectTypesSupported:             []string{"public"},
 		AuthorizationResponseIssParameter: true,
+		EndSessionEndpoint:                p.issuer + "/logout",
+		BackchannelLogoutSupported:        true,
+		BackchannelLogoutSessionSupported: true,
 	})
 }
 
@@ -222,6 +228,7 @@ type idClaims struct {
 	jwt.Claims
 	AuthTime int64  `json:"auth_time"`
 	Nonce    string `json:"nonce,omitempty"`
+	SID      string `json:"sid,omitempty"`
 	Name     string `json:"name,omitempty"`
 	Email    string `json:"email,omitempty"`
 }
@@ -240,6 +247,7 @@ func (p *Provider) idToken(now time.Time, iss issued, clientID string, withNonce
 			IssuedAt: jwt.NewNumericDate(now),
 		},
 		AuthTime: iss.authTime.Unix(),
+		SID:      iss.sid,
 		Name:     u.Name,
 		Email:    u.Email,
 	}

@@ -90,6 +90,9 @@ type Grant struct {
 	// from the userinfo endpoint, else empty.
 	Subject string
 	Name    string
+	// SessionID is the provider's session, the ID token's sid claim
+	// (OpenID Connect Front- and Back-Channel Logout); empty without one.
+	SessionID string
 }
 
 // Provider talks to one authorization server. It is safe for concurrent use.
@@ -99,6 +102,8 @@ type Provider struct {
 	authParams url.Values
 	client     *http.Client
 	verifier   *oidc.IDTokenVerifier // nil for plain OAuth 2.0
+	// logout verifies back-channel logout tokens; nil without a JWKS.
+	logout *oidc.IDTokenVerifier
 	// issuerTemplate is Entra's multi-tenant issuer with {tenantid}, which
 	// each ID token's iss must match with its own tid; "" when the
 	// verifier checks one fixed issuer.
@@ -223,6 +228,8 @@ func (p *Provider) discover(ctx context.Context, cfg Config) error {
 		Issuer      string   `json:"issuer"`
 		IssParam    bool     `json:"authorization_response_iss_parameter_supported"`
 		Revocation  string   `json:"revocation_endpoint"`
+		JWKS        string   `json:"jwks_uri"`
+		SigningAlgs []string `json:"id_token_signing_alg_values_supported"`
 		Userinfo    string   `json:"userinfo_endpoint"`
 		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
 	}
@@ -247,6 +254,9 @@ func (p *Provider) discover(ctx context.Context, cfg Config) error {
 	if p.flavor == FlavorGoogle {
 		// go-oidc checked that discovery states cfg.Issuer exactly.
 		p.issuer, p.schemelessIssuer = cfg.Issuer, googleSchemeless(cfg.Issuer)
+	}
+	if meta.JWKS != "" {
+		p.logout = p.newLogoutVerifier(cfg.Issuer, meta.JWKS, cfg.ClientID, meta.SigningAlgs, p.client)
 	}
 	if slices.Contains(cfg.Scopes, oidc.ScopeOpenID) {
 		p.verifier = op.Verifier(&oidc.Config{
@@ -358,7 +368,7 @@ func (p *Provider) Exchange(ctx context.Context, code, verifier, nonce string) (
 		if err := p.checkIssuer(idt.Issuer, c.TenantID); err != nil {
 			return nil, err
 		}
-		g.Subject, g.Name = idt.Subject, c.displayName()
+		g.Subject, g.Name, g.SessionID = idt.Subject, c.displayName(), c.SID
 	}
 	if g.Subject == "" && p.userinfoURL != "" {
 		identify := p.userinfo
@@ -413,6 +423,7 @@ func (p *Provider) grant(tr *tokenResponse) *Grant {
 // claims are the ID-token and userinfo members used for display.
 type claims struct {
 	TenantID          string `json:"tid"` // Entra
+	SID               string `json:"sid"` // the provider's session
 	Subject           string `json:"sub"`
 	Name              string `json:"name"`
 	PreferredUsername string `json:"preferred_username"`

@@ -4,9 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -110,14 +107,7 @@ func forEachBackend(t *testing.T, f func(t *testing.T, redisURL string)) {
 func newFleet(t *testing.T, redisURL string, replicas, sessions int, tune func(*Config)) *fleet {
 	t.Helper()
 	ctx := t.Context()
-	srv := httptest.NewUnstartedServer(nil)
-	dev, err := devprovider.New(devprovider.Config{Issuer: "http://" + srv.Listener.Addr().String(), AutoApprove: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Config.Handler = dev
-	srv.Start()
-	t.Cleanup(func() { srv.Close(); dev.Close() })
+	dev, issuer := startProvider(t)
 
 	key := make([]byte, vault.KeySize)
 	rand.Read(key)
@@ -131,14 +121,8 @@ func newFleet(t *testing.T, redisURL string, replicas, sessions int, tune func(*
 		if redisURL == "" {
 			redisURL = v.EmbeddedURL()
 		}
-		p, err := provider.New(ctx, provider.Config{
-			Endpoints: provider.Endpoints{Issuer: srv.URL}, ClientID: devprovider.DefaultClientID, ClientSecret: devprovider.DefaultClientSecret,
-			Scopes: []string{"openid", "profile"}, RedirectURL: "http://127.0.0.1/bff/callback",
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rep := &replica{v: v, p: p, circuit: &countingCircuit{Circuit: v.Circuit(srv.URL)}, log: &circuitLog{}}
+		p := newProviderClient(t, issuer)
+		rep := &replica{v: v, p: p, circuit: &countingCircuit{Circuit: v.Circuit(issuer)}, log: &circuitLog{}}
 		cfg := Config{
 			ProviderTimeout: time.Second, RetryAfter: time.Second,
 			Circuit: rep.circuit, ProbeInterval: breakerInterval, Observer: rep.log,
@@ -166,21 +150,7 @@ func newFleet(t *testing.T, redisURL string, replicas, sessions int, tune func(*
 func (f *fleet) signIn(t *testing.T) {
 	t.Helper()
 	p := f.replicas[0].p
-	verifier, nonce := provider.NewVerifier(), "n-"+rand.Text()
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := noRedirect.Get(p.AuthCodeURL("st", verifier, nonce))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || loc.Query().Get("code") == "" {
-		t.Fatalf("authorize: %d %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	g, err := p.Exchange(t.Context(), loc.Query().Get("code"), verifier, nonce)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := signInGrant(t, p)
 	now := time.Now()
 	rec := &vault.Record{AccessToken: g.AccessToken, RefreshToken: g.RefreshToken, Subject: g.Subject,
 		IssuedAt: now.Add(-2 * time.Minute), Expiry: now.Add(-time.Minute), RefreshExpiry: g.RefreshExpiry, Created: now.Add(-2 * time.Minute)}

@@ -40,6 +40,12 @@ type Store interface {
 	Allow(ctx context.Context, sid string, now time.Time, every time.Duration, burst int) (time.Duration, error)
 	// Touch records a session's use (see vault.Vault.Touch).
 	Touch(ctx context.Context, sid string, at time.Time) error
+	// SubjectSessions and ProviderSessions list the hashed ids of a
+	// subject's, or a provider session's, sessions; EndHashed ends one by
+	// its hashed id (see vault.Vault.EndHashed).
+	SubjectSessions(ctx context.Context, subject string) ([]string, error)
+	ProviderSessions(ctx context.Context, psid string) ([]string, error)
+	EndHashed(ctx context.Context, hid, reason string, ttl time.Duration) (string, *vault.Record, error)
 }
 
 var _ Store = (*vault.Vault)(nil)

@@ -5,14 +5,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"testing"
 	"time"
 
 	"github.com/tetherauth/tether/bff/devprovider"
-	"github.com/tetherauth/tether/bff/provider"
 	"github.com/tetherauth/tether/bff/vault"
 )
 
@@ -61,22 +57,8 @@ type engine struct {
 func newEngine(t *testing.T) *engine {
 	t.Helper()
 	ctx := t.Context()
-	srv := httptest.NewUnstartedServer(nil)
-	dev, err := devprovider.New(devprovider.Config{Issuer: "http://" + srv.Listener.Addr().String(), AutoApprove: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Config.Handler = dev
-	srv.Start()
-	t.Cleanup(func() { srv.Close(); dev.Close() })
-
-	p, err := provider.New(ctx, provider.Config{
-		Endpoints: provider.Endpoints{Issuer: srv.URL}, ClientID: devprovider.DefaultClientID, ClientSecret: devprovider.DefaultClientSecret,
-		Scopes: []string{"openid", "profile"}, RedirectURL: "http://127.0.0.1/bff/callback",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dev, issuer := startProvider(t)
+	p := newProviderClient(t, issuer)
 	key := make([]byte, vault.KeySize)
 	rand.Read(key)
 	v, err := vault.Open(ctx, "", key)
@@ -85,22 +67,7 @@ func newEngine(t *testing.T) *engine {
 	}
 	t.Cleanup(func() { v.Close() })
 
-	// Sign in: the dev provider approves at once and redirects with a code.
-	verifier, nonce := provider.NewVerifier(), "n-"+rand.Text()
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := noRedirect.Get(p.AuthCodeURL("st", verifier, nonce))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || loc.Query().Get("code") == "" {
-		t.Fatalf("authorize: %d %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	g, err := p.Exchange(ctx, loc.Query().Get("code"), verifier, nonce)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := signInGrant(t, p)
 	now := time.Now()
 	rec := &vault.Record{AccessToken: g.AccessToken, RefreshToken: g.RefreshToken, Subject: g.Subject,
 		IssuedAt: now, Expiry: g.Expiry, RefreshExpiry: g.RefreshExpiry, Created: now}

@@ -21,9 +21,14 @@
 //	tether:disc:h(issuer) the provider's last good discovery document, sealed; SET ... PX 30 days
 //	tether:f:h(sid)       the session's bucket of forced refreshes, a Unix-ms number
 //	                      (Allow); it expires when the bucket is full again
+//	tether:ix:sub:h(sub)  the subject's sessions: a sorted set of h(sid), scored by
+//	                      when each record expires (Put, Update; see index.go)
+//	tether:ix:psid:h(s)   the sessions of provider session s (the ID token's sid)
+//	tether:jti:h(iss jti) a back-channel logout token seen; SET NX PX until it expires
 //
 // Ids are hashed so that a dump of Redis (or MONITOR, or a slow log) shows
-// neither the session cookie's value nor a pending OAuth state. Every
+// neither the session cookie's value nor a pending OAuth state; the
+// indexes hold hashed ids only, and EndHashed and GetHashed take them. Every
 // script touches one key, so all of it works on Redis Cluster.
 //
 // # Ending a session

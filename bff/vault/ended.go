@@ -55,11 +55,17 @@ var (
 	// endScript replaces what the key holds by the tombstone ARGV[1], for
 	// ARGV[2] ms, or for the key's remaining life if that is shorter, but
 	// at least ARGV[3] ms; unless the key already holds a tombstone (prefix
-	// ARGV[4]), which stands. It returns the tombstone in force.
+	// ARGV[4]), which stands, or holds nothing and ARGV[5] is "1" (end
+	// only a live session), when nothing is written. It returns {1, the
+	// value replaced or false} when it wrote, {0, the tombstone in force}
+	// when the session had ended, {2} when there was nothing to end.
 	endScript = redis.NewScript(`
 local cur = redis.call("GET", KEYS[1])
 if cur and string.sub(cur, 1, string.len(ARGV[4])) == ARGV[4] then
-	return cur
+	return {0, cur}
+end
+if not cur and ARGV[5] == "1" then
+	return {2}
 end
 local ttl = tonumber(ARGV[2])
 local left = redis.call("PTTL", KEYS[1])
@@ -67,7 +73,7 @@ if left > 0 and left < ttl then
 	ttl = math.max(left, tonumber(ARGV[3]))
 end
 redis.call("SET", KEYS[1], ARGV[1], "PX", string.format("%d", ttl))
-return ARGV[1]`)
+return {1, cur}`)
 
 	// updateScript writes ARGV[1] for ARGV[3] ms only if the key holds a
 	// value that is not a tombstone (prefix ARGV[2]). It returns 1 when it
@@ -90,27 +96,84 @@ return 1`)
 // the record's remaining TTL if that is shorter (but at least a minute,
 // and never more than ttl). A session ends once: if it had already ended,
 // its tombstone stands, reason and TTL. End returns the reason in force.
-// reason is short printable ASCII, like "signed_out".
+// reason is short printable ASCII, like "signed_out". The session leaves
+// the indexes (see Sessions).
 func (v *Vault) End(ctx context.Context, sid, reason string, ttl time.Duration) (string, error) {
-	switch {
-	case sid == "":
+	if sid == "" {
 		return "", errors.New("vault: end session: empty id")
+	}
+	got, _, err := v.endSession(ctx, hashID(sid), reason, ttl, false)
+	return got, err
+}
+
+// EndHashed ends the session whose hashed id is hid (as Sessions lists
+// it), like End, but only if it has a record: a session that already
+// ended keeps its tombstone, one that expired or never was gets none. It
+// returns the record it replaced, so that the caller can revoke its
+// grant, or nil when it ended nothing (then reason is the reason in force
+// for a session that had ended, or "").
+func (v *Vault) EndHashed(ctx context.Context, hid, reason string, ttl time.Duration) (string, *Record, error) {
+	if !validHashedID(hid) {
+		return "", nil, errors.New("vault: end session: not a hashed session id")
+	}
+	return v.endSession(ctx, hid, reason, ttl, true)
+}
+
+// endSession is the one place where a session ends: every tombstone is
+// written here (End, EndHashed, and through them logout, revocation,
+// idleness, back-channel logout and the admin's end). hid is the hashed
+// session id (the session key's suffix). With liveOnly, a key without a
+// value is left alone. It returns the reason in force and the record the
+// tombstone replaced (nil when there was none, or it did not open), after
+// taking that session out of the indexes.
+func (v *Vault) endSession(ctx context.Context, hid, reason string, ttl time.Duration, liveOnly bool) (string, *Record, error) {
+	switch {
 	case ttl <= 0:
-		return "", fmt.Errorf("vault: end session: ttl %v is not positive", ttl)
+		return "", nil, fmt.Errorf("vault: end session: ttl %v is not positive", ttl)
 	case !validReason(reason):
-		return "", fmt.Errorf("vault: end session: reason %q is not 1 to %d printable ASCII characters", reason, maxReasonLen)
+		return "", nil, fmt.Errorf("vault: end session: reason %q is not 1 to %d printable ASCII characters", reason, maxReasonLen)
 	}
 	ms := max(ttl.Milliseconds(), 1)
 	floor := min(ms, minTombstoneTTL.Milliseconds())
-	got, err := endScript.Run(ctx, v.rdb, []string{v.sessionKey(sid)}, tombstonePrefix+reason, ms, floor, tombstonePrefix).Text()
+	live := "0"
+	if liveOnly {
+		live = "1"
+	}
+	key := v.prefix + "s:" + hid
+	res, err := endScript.Run(ctx, v.rdb, []string{key}, tombstonePrefix+reason, ms, floor, tombstonePrefix, live).Slice()
 	if err != nil {
-		return "", fmt.Errorf("vault: end session: %w", err)
+		return "", nil, fmt.Errorf("vault: end session: %w", err)
 	}
-	if e := endedError([]byte(got)); e != nil {
-		reason = e.Reason
+	code, _ := res[0].(int64)
+	if code == 1 {
+		v.announceEnded(ctx, hid, reason) // to every replica's event streams (events.go)
 	}
-	v.announceEnded(ctx, hashID(sid), reason)
-	return reason, nil
+	switch code {
+	case 0: // it had ended
+		prev, _ := res[1].(string)
+		if e := endedError([]byte(prev)); e != nil {
+			return e.Reason, nil, nil
+		}
+		return reason, nil, nil
+	case 2: // nothing to end
+		return "", nil, nil
+	}
+	var rec *Record
+	if len(res) > 1 {
+		if prev, ok := res[1].(string); ok {
+			var r Record
+			if v.decode(key, []byte(prev), "end session", &r) == nil {
+				rec = &r
+			}
+		}
+	}
+	if rec != nil {
+		// Best effort: the session has ended whatever happens here, and
+		// an entry left behind goes when the record would have expired
+		// (an index lists it, EndHashed finds its tombstone).
+		_ = v.unindex(ctx, rec, hid)
+	}
+	return reason, rec, nil
 }
 
 func validReason(r string) bool {
@@ -129,7 +192,8 @@ func validReason(r string) bool {
 // session still has a record: not if it ended (an *EndedError), expired or
 // was deleted (ErrNotFound). A refresh stores its result with it, so that
 // a session ended while the refresh was in flight stays ended. Zero times
-// are filled as Put does.
+// are filled as Put does. The session's index entries are extended to the
+// new ttl (best effort).
 func (v *Vault) Update(ctx context.Context, sid string, rec *Record, ttl time.Duration) error {
 	if rec == nil {
 		return errors.New("vault: update session: nil record")
@@ -154,6 +218,9 @@ func (v *Vault) Update(ctx context.Context, sid string, rec *Record, ttl time.Du
 	switch res := res.(type) {
 	case int64:
 		if res == 1 {
+			// Best effort: the record is written; an index that missed
+			// the longer life keeps the session until its login-time end.
+			_ = v.index(ctx, &r, hashID(sid), ttl)
 			return nil
 		}
 		return fmt.Errorf("vault: update session: no record: %w", ErrNotFound)

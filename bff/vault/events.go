@@ -12,7 +12,7 @@ import (
 )
 
 // Announcements of ended sessions. Once a session's tombstone is written
-// (End), the vault publishes "<hashed id> <reason>" on the channel
+// (endSession: End, EndHashed), the vault publishes "<hashed id> <reason>" on the channel
 // <prefix>ended. A Watcher is a process's one subscription to that
 // channel: it hands each announcement to the watches of that session in
 // the process. PUBLISH reaches every subscriber of a Redis Cluster,

@@ -10,9 +10,13 @@ import (
 // recordVersion prefixes a Record's binary form. Version 1 lacks the
 // fields after Created (LastUsed, Forced); records written in it, or as
 // JSON (before the binary form existed, starting with '{'), still read.
+// Version 3 is version 2 followed by ProviderSID; it is written only for
+// a record that has one, so records without stay readable by versions
+// that predate it.
 const (
 	recordV1      = 1
 	recordVersion = 2
+	recordV3      = 3
 )
 
 // Bits of a binary record's flags.
@@ -32,8 +36,12 @@ var errRecordFormat = errors.New("vault: malformed record")
 // takes a fraction of what JSON does, on the path every /bff/token request
 // takes.
 func (r Record) MarshalBinary() ([]byte, error) {
-	b := make([]byte, 0, 72+len(r.AccessToken)+len(r.RefreshToken)+len(r.Scope)+len(r.Subject)+len(r.Name)+len(r.TokenType))
-	b = append(b, recordVersion)
+	b := make([]byte, 0, 72+len(r.AccessToken)+len(r.RefreshToken)+len(r.Scope)+len(r.Subject)+len(r.Name)+len(r.TokenType)+len(r.ProviderSID))
+	if r.ProviderSID != "" {
+		b = append(b, recordV3)
+	} else {
+		b = append(b, recordVersion)
+	}
 	for _, s := range [...]string{r.AccessToken, r.TokenType, r.RefreshToken, r.Scope, r.Subject, r.Name} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
@@ -49,15 +57,20 @@ func (r Record) MarshalBinary() ([]byte, error) {
 	if r.Forced {
 		flags |= flagForced
 	}
-	return binary.AppendUvarint(b, flags), nil
+	b = binary.AppendUvarint(b, flags)
+	if r.ProviderSID != "" {
+		b = binary.AppendUvarint(b, uint64(len(r.ProviderSID)))
+		b = append(b, r.ProviderSID...)
+	}
+	return b, nil
 }
 
 // UnmarshalBinary decodes what MarshalBinary wrote.
 func (r *Record) UnmarshalBinary(b []byte) error {
-	if len(b) == 0 || (b[0] != recordVersion && b[0] != recordV1) {
+	if len(b) == 0 || (b[0] != recordVersion && b[0] != recordV1 && b[0] != recordV3) {
 		return errRecordFormat
 	}
-	v1 := b[0] == recordV1
+	v1, v3 := b[0] == recordV1, b[0] == recordV3
 	b = b[1:]
 	for _, dst := range [...]*string{&r.AccessToken, &r.TokenType, &r.RefreshToken, &r.Scope, &r.Subject, &r.Name} {
 		n, k := binary.Uvarint(b)
@@ -68,7 +81,7 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 		b = b[k+int(n):]
 	}
 	times := [...]*time.Time{&r.IssuedAt, &r.Expiry, &r.RefreshExpiry, &r.Created, &r.LastUsed}
-	r.LastUsed, r.Forced = time.Time{}, false
+	r.LastUsed, r.Forced, r.ProviderSID = time.Time{}, false, ""
 	if v1 {
 		times[4] = nil
 	}
@@ -93,6 +106,14 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 		}
 		r.Forced = flags&flagForced != 0
 		b = b[k:]
+	}
+	if v3 {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n == 0 || n > uint64(len(b)-k) {
+			return errRecordFormat
+		}
+		r.ProviderSID = string(b[k : k+int(n)])
+		b = b[k+int(n):]
 	}
 	if len(b) != 0 {
 		return errRecordFormat

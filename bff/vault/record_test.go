@@ -66,3 +66,38 @@ func TestRecordBinaryVersions(t *testing.T) {
 		t.Fatalf("a version 1 record in the vault: %+v, %v; want %+v", r, err, old)
 	}
 }
+
+// TestRecordProviderSID: a record with a provider sid is written in
+// version 3 and round-trips; one without stays version 2 (readable by the
+// versions before the field); a version 2 record read into a Record with
+// a provider sid clears it; a cut or padded version 3 does not decode.
+func TestRecordProviderSID(t *testing.T) {
+	rec := *sampleRecord()
+	rec.ProviderSID = "op-session-1"
+	b, _ := rec.MarshalBinary()
+	if b[0] != recordV3 {
+		t.Fatalf("version byte %d; want %d", b[0], recordV3)
+	}
+	var got Record
+	if err := got.UnmarshalBinary(b); err != nil || got != rec {
+		t.Fatalf("version 3 round trip: %+v, %v; want %+v", got, err, rec)
+	}
+	for i := range len(b) {
+		if err := new(Record).UnmarshalBinary(b[:i]); err == nil {
+			t.Errorf("a version 3 record cut at %d of %d bytes decoded", i, len(b))
+		}
+	}
+	if err := new(Record).UnmarshalBinary(append(b, 0)); err == nil {
+		t.Error("a version 3 record with a trailing byte decoded")
+	}
+	plain := rec
+	plain.ProviderSID = ""
+	b2, _ := plain.MarshalBinary()
+	if b2[0] != recordVersion {
+		t.Fatalf("without a provider sid: version %d; want %d", b2[0], recordVersion)
+	}
+	got = rec
+	if err := got.UnmarshalBinary(b2); err != nil || got != plain {
+		t.Fatalf("version 2 into a record with a provider sid: %+v, %v; want %+v", got, err, plain)
+	}
+}

@@ -56,6 +56,10 @@ type Record struct {
 	// Forced reports that AccessToken came from a forced refresh: an API
 	// had refused the token before it.
 	Forced bool `json:"forced,omitempty"`
+	// ProviderSID is the provider's session id: the sid claim of the ID
+	// token at login (OpenID Connect Back-Channel Logout names sessions
+	// by it); empty when there was none.
+	ProviderSID string `json:"psid,omitempty"`
 }
 
 // Vault stores session records, used login states and refresh locks in
@@ -143,7 +147,9 @@ func (v *Vault) Get(ctx context.Context, sid string) (*Record, error) {
 }
 
 // Put stores rec as the record of session sid, replacing any previous one,
-// and sets it to expire after ttl, which must be positive. A zero
+// and sets it to expire after ttl, which must be positive. The session
+// joins the indexes of its Subject and ProviderSID (see SubjectSessions);
+// an error there is returned too (the record is then stored, unindexed). A zero
 // rec.Created or rec.IssuedAt is stored as the vault's current time; rec
 // itself is not modified.
 func (v *Vault) Put(ctx context.Context, sid string, rec *Record, ttl time.Duration) error {
@@ -153,6 +159,9 @@ func (v *Vault) Put(ctx context.Context, sid string, rec *Record, ttl time.Durat
 	r := v.filled(rec)
 	if err := v.store(ctx, v.sessionKey(sid), sid, &r, ttl); err != nil {
 		return fmt.Errorf("vault: put session: %w", err)
+	}
+	if err := v.index(ctx, &r, hashID(sid), ttl); err != nil {
+		return fmt.Errorf("vault: put session: indexing it: %w", err)
 	}
 	return nil
 }

@@ -223,18 +223,30 @@ func runVaultSuite(t *testing.T, newHarness func(t *testing.T) *harness) {
 			t.Fatal(err)
 		}
 		keys, err := h.rdb.Keys(ctx, "*").Result()
-		if err != nil || len(keys) != 3 {
-			t.Fatalf("KEYS = %q, %v; want 3 keys", keys, err)
+		if err != nil || len(keys) != 4 {
+			t.Fatalf("KEYS = %q, %v; want 4 keys (2 records, a used login, the subject's index)", keys, err)
 		}
 		var vals []string
 		for _, k := range keys {
-			if !strings.HasPrefix(k, "tether:s:") && !strings.HasPrefix(k, "tether:l:") {
+			if !strings.HasPrefix(k, "tether:s:") && !strings.HasPrefix(k, "tether:l:") && !strings.HasPrefix(k, "tether:ix:sub:") {
 				t.Errorf("key %q outside the documented layout", k)
 			}
-			for _, id := range []string{"sid-a", "sid-b", "state-a"} {
+			for _, id := range []string{"sid-a", "sid-b", "state-a", rec.Subject} {
 				if strings.Contains(k, id) {
 					t.Errorf("key %q shows the id %q", k, id)
 				}
+			}
+			if strings.HasPrefix(k, "tether:ix:") {
+				members, err := h.rdb.ZRange(ctx, k, 0, -1).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range members {
+					if m != HashID("sid-a") && m != HashID("sid-b") {
+						t.Errorf("index %q holds %q, not a hashed session id", k, m)
+					}
+				}
+				continue
 			}
 			val, err := h.rdb.Get(ctx, k).Result()
 			if err != nil {
@@ -393,6 +405,7 @@ func runVaultSuite(t *testing.T, newHarness func(t *testing.T) *harness) {
 	endedSuite(t, run)
 	throttleSuite(t, run)
 	touchSuite(t, run)
+	indexSuite(t, run)
 }
 
 // race runs f in n goroutines released at once and counts the nil results,

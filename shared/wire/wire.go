@@ -25,6 +25,9 @@ const (
 	PathToken = BasePath + "/token"
 	// PathLogout ends the session and revokes the grant (POST).
 	PathLogout = BasePath + "/logout"
+	// PathBackchannel receives the provider's OpenID Connect back-channel
+	// logout tokens (POST, server to server; not for the browser).
+	PathBackchannel = BasePath + "/backchannel"
 )
 
 // Header names and values.

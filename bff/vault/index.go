@@ -1,0 +1,199 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The session indexes say which sessions belong to a subject (the user,
+// Record.Subject) and to a provider session (Record.ProviderSID), so that
+// a back-channel logout or an operator can end them all. Each index is a
+// sorted set of hashed session ids (never the ids themselves: see the
+// package doc), scored with the Unix millisecond at which the member's
+// record expires:
+//
+//	tether:ix:sub:h(subject)   sessions of a subject
+//	tether:ix:psid:h(sid)      sessions of a provider session
+//
+// Put and Update add a session to its indexes (raising its score to the
+// record's new expiry, never lowering it); ending it (endSession) takes
+// it out. Every write also drops the members whose records have expired
+// and sets the index's own expiry to its longest-lived member's, so an
+// index lives as long as its longest record, holds at most the sessions
+// still alive, and disappears with the last of them. Each script touches
+// its one key, so the indexes work on Redis Cluster. Scores are the BFF's
+// wall clock (not Redis's): a skew between the two moves an index's end by
+// that much, against records that live hours.
+var (
+	// indexAddScript raises member ARGV[1]'s score to ARGV[3] (ms), drops
+	// members whose score is at most ARGV[2] (now, ms), and makes the key
+	// expire with its highest score.
+	indexAddScript = redis.NewScript(`
+local cur = redis.call("ZSCORE", KEYS[1], ARGV[1])
+if not cur or tonumber(cur) < tonumber(ARGV[3]) then
+	redis.call("ZADD", KEYS[1], ARGV[3], ARGV[1])
+end
+redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", ARGV[2])
+local last = redis.call("ZRANGE", KEYS[1], -1, -1, "WITHSCORES")
+if #last == 0 then
+	return 0
+end
+redis.call("PEXPIRE", KEYS[1], string.format("%d", math.max(1, tonumber(last[2]) - tonumber(ARGV[2]))))
+return 1`)
+
+	// indexRemoveScript removes member ARGV[1], drops members whose score
+	// is at most ARGV[2] (now, ms), and makes the key expire with its
+	// highest remaining score (an empty sorted set is no key at all).
+	indexRemoveScript = redis.NewScript(`
+redis.call("ZREM", KEYS[1], ARGV[1])
+redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", ARGV[2])
+local last = redis.call("ZRANGE", KEYS[1], -1, -1, "WITHSCORES")
+if #last == 0 then
+	return 0
+end
+redis.call("PEXPIRE", KEYS[1], string.format("%d", math.max(1, tonumber(last[2]) - tonumber(ARGV[2]))))
+return 1`)
+)
+
+// maxIndexed bounds how many sessions one listing returns.
+const maxIndexed = 10000
+
+func (v *Vault) subjectIndexKey(subject string) string { return v.prefix + "ix:sub:" + hashID(subject) }
+func (v *Vault) providerIndexKey(psid string) string   { return v.prefix + "ix:psid:" + hashID(psid) }
+
+// indexKeys are the indexes rec belongs in.
+func (v *Vault) indexKeys(rec *Record) []string {
+	var keys []string
+	if rec.Subject != "" {
+		keys = append(keys, v.subjectIndexKey(rec.Subject))
+	}
+	if rec.ProviderSID != "" {
+		keys = append(keys, v.providerIndexKey(rec.ProviderSID))
+	}
+	return keys
+}
+
+// index adds session hid, whose record rec lives ttl from now, to its
+// indexes.
+func (v *Vault) index(ctx context.Context, rec *Record, hid string, ttl time.Duration) error {
+	keys := v.indexKeys(rec)
+	if len(keys) == 0 {
+		return nil
+	}
+	now := time.Now().UnixMilli()
+	until := now + max(ttl.Milliseconds(), 1)
+	return v.runEach(ctx, indexAddScript, keys, hid, strconv.FormatInt(now, 10), strconv.FormatInt(until, 10))
+}
+
+// unindex takes session hid out of rec's indexes.
+func (v *Vault) unindex(ctx context.Context, rec *Record, hid string) error {
+	keys := v.indexKeys(rec)
+	if len(keys) == 0 {
+		return nil
+	}
+	return v.runEach(ctx, indexRemoveScript, keys, hid, strconv.FormatInt(time.Now().UnixMilli(), 10))
+}
+
+// runEach runs script once per key (each run touches its one key), in one
+// pipeline.
+func (v *Vault) runEach(ctx context.Context, script *redis.Script, keys []string, args ...any) error {
+	if len(keys) == 1 {
+		return script.Run(ctx, v.rdb, keys, args...).Err()
+	}
+	// Make sure the script is cached, then EVALSHA in a pipeline.
+	if err := script.Load(ctx, v.rdb).Err(); err != nil {
+		return err
+	}
+	pipe := v.rdb.Pipeline()
+	for _, k := range keys {
+		script.EvalSha(ctx, pipe, []string{k}, args...)
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// SubjectSessions returns the hashed ids of the sessions of subject (as
+// Record.Subject names it) whose records have not expired: live ones, and
+// any that ended too recently for the index to know (EndHashed tells).
+// At most 10,000.
+func (v *Vault) SubjectSessions(ctx context.Context, subject string) ([]string, error) {
+	if subject == "" {
+		return nil, errors.New("vault: sessions of a subject: empty subject")
+	}
+	return v.indexed(ctx, v.subjectIndexKey(subject))
+}
+
+// ProviderSessions returns the hashed ids of the sessions logged in
+// through the provider session psid (Record.ProviderSID), as
+// SubjectSessions does for a subject.
+func (v *Vault) ProviderSessions(ctx context.Context, psid string) ([]string, error) {
+	if psid == "" {
+		return nil, errors.New("vault: sessions of a provider session: empty sid")
+	}
+	return v.indexed(ctx, v.providerIndexKey(psid))
+}
+
+func (v *Vault) indexed(ctx context.Context, key string) ([]string, error) {
+	ids, err := v.rdb.ZRangeByScore(ctx, key, &redis.ZRangeBy{
+		Min: "(" + strconv.FormatInt(time.Now().UnixMilli(), 10), Max: "+inf", Count: maxIndexed,
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("vault: list sessions: %w", err)
+	}
+	return ids, nil
+}
+
+// GetHashed returns the record of the session whose hashed id is hid (as
+// SubjectSessions lists it) and how long Redis keeps it, with Get's
+// errors.
+func (v *Vault) GetHashed(ctx context.Context, hid string) (*Record, time.Duration, error) {
+	if !validHashedID(hid) {
+		return nil, 0, errors.New("vault: get session: not a hashed session id")
+	}
+	key := v.prefix + "s:" + hid
+	pipe := v.rdb.Pipeline()
+	get := pipe.Get(ctx, key)
+	pttl := pipe.PTTL(ctx, key)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, 0, fmt.Errorf("vault: get session: %w", err)
+	}
+	blob, err := get.Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, 0, ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("vault: get session: %w", err)
+	}
+	if e := endedError(blob); e != nil {
+		return nil, 0, e
+	}
+	var rec Record
+	if err := v.decode(key, blob, "get session", &rec); err != nil {
+		return nil, 0, err
+	}
+	return &rec, max(pttl.Val(), 0), nil
+}
+
+// HashID returns the hashed form of session id sid, as the indexes and
+// EndHashed name sessions.
+func HashID(sid string) string { return hashID(sid) }
+
+// validHashedID reports whether s looks like hashID's output: 43
+// base64url characters (256 bits).
+func validHashedID(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
