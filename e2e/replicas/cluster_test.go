@@ -30,6 +30,7 @@ type options struct {
 	retryAfter      time.Duration // TETHER_RETRY_AFTER; default 1s
 	redisArgs       []string      // extra redis-server arguments
 	env             []string      // more variables for every replica
+	devEnv          []string      // more variables for the dev provider
 }
 
 // cluster is a redis-server, the dev provider and BFF replicas, each a
@@ -70,11 +71,11 @@ func startCluster(t *testing.T, opt options) *cluster {
 
 	c.redis = redistest.Start(t, opt.redisArgs...)
 	var err error
-	c.dev, c.devURL, err = bins.StartDevProvider(
-		"TETHER_DEV_ACCESS_TTL="+opt.accessTTL.String(),
-		"TETHER_DEV_REFRESH_TTL="+opt.refreshTTL.String(),
+	c.dev, c.devURL, err = bins.StartDevProvider(append([]string{
+		"TETHER_DEV_ACCESS_TTL=" + opt.accessTTL.String(),
+		"TETHER_DEV_REFRESH_TTL=" + opt.refreshTTL.String(),
 		"TETHER_DEV_AUTO_APPROVE=1",
-	)
+	}, opt.devEnv...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
