@@ -56,10 +56,40 @@ func (p *page) sessionCookie() string {
 }
 
 // TestLiveBannerInTwoTabs: the demo (live: true) open in two tabs of one
-// browser; the session ends outside them (a logout by another client of
-// the same session). Both tabs show the reconnect banner within 2 s,
-// with no click and no request: no API call, no token request.
+// browser; the session ends outside them: a back-channel logout from the
+// dev provider (/control/backchannel), or a logout by another client of
+// the same session. Both tabs show the reconnect banner within 2 s, with
+// no click and no request: no API call, no token request.
 func TestLiveBannerInTwoTabs(t *testing.T) {
+	endings := []struct {
+		name string
+		end  func(t *testing.T, s *stack, p *page)
+	}{
+		{"backchannel", func(t *testing.T, s *stack, _ *page) {
+			if n, err := s.ctl.Backchannel(t.Context(), "alice", ""); err != nil || n != 1 {
+				t.Fatalf("/control/backchannel: %d accepted, %v; want 1", n, err)
+			}
+		}},
+		{"logout elsewhere", func(t *testing.T, s *stack, p *page) {
+			req, _ := http.NewRequest(http.MethodPost, s.d.URL+wire.PathLogout, nil)
+			req.Header.Set("Cookie", p.sessionCookie())
+			req.Header.Set(wire.HeaderCSRF, wire.CSRFValue)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent {
+				t.Fatalf("logout = %d", resp.StatusCode)
+			}
+		}},
+	}
+	for _, e := range endings {
+		t.Run(e.name, func(t *testing.T) { liveBanner(t, e.end) })
+	}
+}
+
+func liveBanner(t *testing.T, end func(t *testing.T, s *stack, p *page)) {
 	s := startStack(t, stackOptions{autoApprove: true})
 	tab1 := newTab(t)
 	p1 := openPage(t, tab1, s)
@@ -82,19 +112,8 @@ func TestLiveBannerInTwoTabs(t *testing.T) {
 	}
 	api0, tok0 := s.apiCalls(), s.tokenTotal()
 
-	// Another client of this session signs it out.
-	req, _ := http.NewRequest(http.MethodPost, s.d.URL+wire.PathLogout, nil)
-	req.Header.Set("Cookie", p1.sessionCookie())
-	req.Header.Set(wire.HeaderCSRF, wire.CSRFValue)
 	start := time.Now()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("logout = %d", resp.StatusCode)
-	}
+	end(t, s, p1)
 
 	type ended struct {
 		At     int64  `json:"at"`
@@ -104,12 +123,12 @@ func TestLiveBannerInTwoTabs(t *testing.T) {
 		p.waitFor(`window.__ended && (() => {`+visibleJS+` return vis("#reconnect-banner"); })()`, 5*time.Second, "the reconnect banner")
 		e := evalJS[ended](p, `window.__ended`)
 		took := time.UnixMilli(e.At).Sub(start)
-		t.Logf("tab %d: reconnect (%s) %v after the logout was sent", i+1, e.Reason, took)
+		t.Logf("tab %d: reconnect (%s) %v after the ending began", i+1, e.Reason, took)
 		if e.Reason != wire.ReasonSignedOut {
 			t.Errorf("tab %d: reconnect reason %q; want signed_out", i+1, e.Reason)
 		}
 		if took > 2*time.Second {
-			t.Errorf("tab %d: the banner came %v after the logout; want within 2 s", i+1, took)
+			t.Errorf("tab %d: the banner came %v after the ending began; want within 2 s", i+1, took)
 		}
 		if st := p.read(); st.Status == "connected" {
 			t.Errorf("tab %d still says connected: %+v", i+1, st)
