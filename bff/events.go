@@ -130,9 +130,14 @@ func (s *Handler) handleEvents(c *gin.Context) {
 	// Watch before reading the session: an end that comes after the read
 	// is then announced to this watch, or found by its read-back.
 	x, err := s.events.watcher.Watch(sid)
-	if err != nil {
+	if errors.Is(err, vault.ErrTooManyWatches) {
 		c.Header(wire.HeaderRetryAfter, strconv.Itoa(seconds(eventsTooManyRetry)))
 		writeError(c, wire.ErrTooManyStreams, "", "too many event streams are open for this session or on this server")
+		return
+	}
+	if err != nil { // the Handler is closing
+		c.Header(wire.HeaderRetryAfter, strconv.Itoa(seconds(min(s.cfg.RetryAfter, s.cfg.RetryAfterMax))))
+		writeError(c, wire.ErrStorageUnavailable, "", "the event stream is shutting down on this server")
 		return
 	}
 	defer x.Stop()

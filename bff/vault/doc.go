@@ -25,6 +25,8 @@
 //	                      when each record expires (Put, Update; see index.go)
 //	tether:ix:psid:h(s)   the sessions of provider session s (the ID token's sid)
 //	tether:jti:h(iss jti) a back-channel logout token seen; SET NX PX until it expires
+//	tether:ended          a pub/sub channel, no key: "h(sid) <reason>" each time a
+//	                      tombstone is written (events.go; Watcher subscribes)
 //
 // Ids are hashed so that a dump of Redis (or MONITOR, or a slow log) shows
 // neither the session cookie's value nor a pending OAuth state; the
