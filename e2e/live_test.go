@@ -57,20 +57,23 @@ func (p *page) sessionCookie() string {
 
 // TestLiveBannerInTwoTabs: the demo (live: true) open in two tabs of one
 // browser; the session ends outside them: a back-channel logout from the
-// dev provider (/control/backchannel), or a logout by another client of
-// the same session. Both tabs show the reconnect banner within 2 s, with
+// dev provider (/control/backchannel), in token and in proxy mode, or a
+// logout by another client of the same session. Both tabs show the reconnect banner within 2 s, with
 // no click and no request: no API call, no token request.
 func TestLiveBannerInTwoTabs(t *testing.T) {
+	backchannel := func(t *testing.T, s *stack, _ *page) {
+		if n, err := s.ctl.Backchannel(t.Context(), "alice", ""); err != nil || n != 1 {
+			t.Fatalf("/control/backchannel: %d accepted, %v; want 1", n, err)
+		}
+	}
 	endings := []struct {
-		name string
-		end  func(t *testing.T, s *stack, p *page)
+		name  string
+		proxy bool
+		end   func(t *testing.T, s *stack, p *page)
 	}{
-		{"backchannel", func(t *testing.T, s *stack, _ *page) {
-			if n, err := s.ctl.Backchannel(t.Context(), "alice", ""); err != nil || n != 1 {
-				t.Fatalf("/control/backchannel: %d accepted, %v; want 1", n, err)
-			}
-		}},
-		{"logout elsewhere", func(t *testing.T, s *stack, p *page) {
+		{"backchannel", false, backchannel},
+		{"backchannel, proxy mode", true, backchannel},
+		{"logout elsewhere", false, func(t *testing.T, s *stack, p *page) {
 			req, _ := http.NewRequest(http.MethodPost, s.d.URL+wire.PathLogout, nil)
 			req.Header.Set("Cookie", p.sessionCookie())
 			req.Header.Set(wire.HeaderCSRF, wire.CSRFValue)
@@ -85,12 +88,12 @@ func TestLiveBannerInTwoTabs(t *testing.T) {
 		}},
 	}
 	for _, e := range endings {
-		t.Run(e.name, func(t *testing.T) { liveBanner(t, e.end) })
+		t.Run(e.name, func(t *testing.T) { liveBanner(t, stackOptions{autoApprove: true, proxy: e.proxy}, e.end) })
 	}
 }
 
-func liveBanner(t *testing.T, end func(t *testing.T, s *stack, p *page)) {
-	s := startStack(t, stackOptions{autoApprove: true})
+func liveBanner(t *testing.T, o stackOptions, end func(t *testing.T, s *stack, p *page)) {
+	s := startStack(t, o)
 	tab1 := newTab(t)
 	p1 := openPage(t, tab1, s)
 	p1.login(false)
