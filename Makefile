@@ -99,7 +99,7 @@ test: deps vet web example-deps
 ## fuzz: every fuzz target for FUZZTIME each (the committed corpus in
 ## testdata/fuzz runs in plain `go test` too)
 FUZZTIME ?= 4000x
-FUZZ := ./bff:FuzzReturnTo ./bff:FuzzTokenBody ./bff:FuzzCallbackQuery ./bff:FuzzSessionCookie \
+FUZZ := ./bff:FuzzReturnTo ./bff:FuzzExtensionReturnTo ./bff:FuzzTokenBody ./bff:FuzzCallbackQuery ./bff:FuzzSessionCookie \
         ./bff/provider:FuzzTokenResponse
 fuzz:
 	@for t in $(FUZZ); do pkg=$${t%%:*}; fn=$${t#*:}; \
