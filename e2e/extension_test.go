@@ -185,10 +185,11 @@ func hasTarget(t testing.TB, browser context.Context, typ, prefix string) bool {
 
 // attach opens a DevTools session on an existing target (a tab, a
 // service worker); it ends with the test or when the returned cancel is
-// called.
+// called, which detaches and leaves the target running (closing a
+// service worker's target would stop the worker).
 func attach(t testing.TB, browser context.Context, id target.ID) (context.Context, context.CancelFunc) {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(browser, chromedp.WithTargetID(id))
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithTargetID(id), chromedp.WithDetachOnCancel())
 	t.Cleanup(cancel)
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("attaching to %s: %v", id, err)
@@ -312,7 +313,7 @@ func TestExtension(t *testing.T) {
 		t.Errorf("the popup says %q; want it to name Alice", text)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for hasTarget(t, browser, "page", origin+"/signed-in.html") || hasTarget(t, browser, "page", s.d.URL) {
+	for hasTarget(t, browser, "page", origin+"/signed-in.html") || hasTarget(t, browser, "page", s.d.URL) || hasTarget(t, browser, "page", s.d.DevURL) {
 		if time.Now().After(deadline) {
 			t.Fatal("the sign-in tab is still open 5 s after signing in")
 		}
@@ -322,6 +323,13 @@ func TestExtension(t *testing.T) {
 	// The API call, seen from the worker through DevTools: with the token.
 	wctx, detach := attach(t, browser, findTarget(t, browser, "service_worker", worker, stepTimeout))
 	wnet := recordNetwork(t, wctx, false)
+	// The client runs in the worker, which has no document to navigate.
+	if msg, err := tryEval[string](wctx, `typeof document + " " + typeof self.ServiceWorkerGlobalScope`); err != nil || msg != "undefined function" {
+		t.Errorf("in the worker: %q, %v; want no document, a ServiceWorkerGlobalScope", msg, err)
+	}
+	if msg, err := tryEval[string](wctx, `started.then((t) => { try { t.login(); return "navigated"; } catch (e) { return e.message; } })`); err != nil || !strings.Contains(msg, "in a worker, open") {
+		t.Errorf("tether.login() in the worker: %q, %v; want an error that says to open a tab", msg, err)
+	}
 	callAPI := func() apiAnswer {
 		t.Helper()
 		return evalJS[apiAnswer](p, `popupCallAPI()`)
@@ -340,6 +348,9 @@ func TestExtension(t *testing.T) {
 		t.Errorf("the call after signing in asked /bff/token %d times; want 0 (the token came with the sign-in)", n)
 	}
 	detach()
+	if !hasTarget(t, browser, "service_worker", worker) {
+		t.Fatal("the worker stopped when DevTools detached from it")
+	}
 
 	// Stop the worker; the next call wakes it: one /bff/token, no refresh.
 	tok0, st0 := s.tokenTotal(), s.stats()
