@@ -327,6 +327,9 @@ func TestExtension(t *testing.T) {
 	if msg, err := tryEval[string](wctx, `typeof document + " " + typeof self.ServiceWorkerGlobalScope`); err != nil || msg != "undefined function" {
 		t.Errorf("in the worker: %q, %v; want no document, a ServiceWorkerGlobalScope", msg, err)
 	}
+	if msg, err := tryEval[string](wctx, `Tether.start({ credentials: "omit" }).then(() => "started", (e) => e.message)`); err != nil || !strings.Contains(msg, `credentials is "same-origin" or "include"`) {
+		t.Errorf(`Tether.start({credentials: "omit"}): %q, %v; want it refused`, msg, err)
+	}
 	if msg, err := tryEval[string](wctx, `started.then((t) => { try { t.login(); return "navigated"; } catch (e) { return e.message; } })`); err != nil || !strings.Contains(msg, "in a worker, open") {
 		t.Errorf("tether.login() in the worker: %q, %v; want an error that says to open a tab", msg, err)
 	}
