@@ -206,3 +206,31 @@ func TestLoginReturnsToExtension(t *testing.T) {
 		t.Errorf("without TETHER_EXTENSION_ORIGINS, return_to %q: %d; want 400", target, w.Code)
 	}
 }
+
+// TestExtensionErrorPageRetry: when the provider refuses a login that
+// started in an extension's tab, the error page's "Try again" starts a
+// login that returns to the same extension page, not to "/".
+func TestExtensionErrorPageRetry(t *testing.T) {
+	s := newStack(t, stackOptions{tune: func(c *Config) { c.ExtensionOrigins = []string{extChrom} }})
+	b := s.newBrowser()
+	b.c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	target := extChrom + "/signed-in.html"
+	resp, err := b.c.Get(s.urls[0] + wire.PathLogin + "?return_to=" + url.QueryEscape(target))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || resp.StatusCode != http.StatusFound || loc.Query().Get("state") == "" {
+		t.Fatalf("login: %d, Location %q; want 302 to the provider with a state", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, err = b.c.Get(s.urls[0] + wire.PathCallback + "?error=access_denied&state=" + url.QueryEscape(loc.Query().Get("state")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := readAll(t, resp)
+	want := `href="` + wire.PathLogin + `?return_to=` + url.QueryEscape(target) + `"`
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, want) {
+		t.Errorf("callback with error: %d\n%s\nwant a link %s", resp.StatusCode, page, want)
+	}
+}
