@@ -42,6 +42,12 @@ interface CommonOptions {
    * the bundler emitted it.
    */
   wasm?: string | URL;
+  /**
+   * The credentials mode of the requests to the BFF. Default
+   * "same-origin"; "include" when the BFF is on another origin, as for a
+   * browser extension's service worker (with bff an absolute URL).
+   */
+  credentials?: "same-origin" | "include";
 }
 
 /** Token mode (the default): the page holds the access token, in memory. */
