@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -46,6 +50,22 @@ func TestRunAdminListener(t *testing.T) {
 		}
 		if err := admin.RunCLI(context.Background(), []string{"list", "--subject", "alice"}, wrong, &out); err == nil || !strings.Contains(err.Error(), "401") {
 			t.Fatalf("with a wrong token: %v; want 401", err)
+		}
+		// The command itself: main dispatches `tether sessions`.
+		bin := filepath.Join(t.TempDir(), "tether")
+		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+		cmd := exec.Command(bin, "sessions", "list", "--subject", "bob")
+		cmd.Env = append(os.Environ(), "TETHER_ADMIN_ADDR="+m[1], "TETHER_ADMIN_TOKEN="+e["TETHER_ADMIN_TOKEN"])
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "0 sessions of bob") {
+			t.Errorf("tether sessions list --subject bob: %v\n%s", err, out)
+		}
+		cmd = exec.Command(bin, "sessions", "frobnicate")
+		usage, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(usage), "usage: tether sessions") {
+			t.Errorf("tether sessions frobnicate: %v\n%s; want exit 2 and the usage", err, usage)
 		}
 		// The admin API is not on the app's listener.
 		if code, _ := get(t, r.waitListening(t)+admin.PathSessions+"?subject=alice"); code != 404 {
