@@ -61,6 +61,8 @@ var EnvVars = []EnvVar{
 	{"TETHER_API_SESSION_CACHE", "proxy: reuse of a session's record per replica; off", "1s"},
 	{"TETHER_ADDR", "listen address", "127.0.0.1:8080"},
 	{"TETHER_METRICS_ADDR", "listen address of GET /metrics, a listener of its own; off for none", "127.0.0.1:9100"},
+	{"TETHER_ADMIN_ADDR", "listen address of the admin API (tether sessions list|end); off for none", "127.0.0.1:9092"},
+	{"TETHER_ADMIN_TOKEN", "bearer token the admin API requires, at least 16 bytes", "none: the admin listener is off"},
 	{"TETHER_LOG_FORMAT", "json or text", "text"},
 	{"TETHER_LOG_LEVEL", "debug, info, warn or error", "info"},
 }

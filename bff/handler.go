@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -89,6 +90,7 @@ type Handler struct {
 	api        *apiProxy     // proxy mode; nil without APIRoutes
 	slot       *providerSlot // the provider while New's discovery runs; nil if given ready
 	disc       *discoverer   // background discovery; nil when not needed
+	refusedLog atomic.Int64  // when a refused logout token was last logged (Unix ns)
 }
 
 // loginTTL is how long a login (its cookie, its state) stays valid.
