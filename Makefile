@@ -6,7 +6,7 @@ GOROOT    := $(shell $(GO) env GOROOT)
 DIST      := web/dist
 WASMFLAGS := -trimpath -ldflags='-s -w'
 
-.PHONY: all run run-gofullstack gofullstack-ui test deps vet web npm example example-deps fuzz e2e bench build clean
+.PHONY: all run run-gofullstack gofullstack-ui test deps vet web npm example example-deps extension fuzz e2e bench build clean
 
 all: build
 
@@ -38,6 +38,19 @@ npm: $(NPM_TGZ)
 $(NPM_TGZ): $(DIST)/manifest.json web/tether.js $(wildcard web/npm/*)
 	$(GO) run ./bff/cmd/tether-assets -npm $(NPM_PKG) $(DIST)
 	cd $(NPM_PKG) && npm pack --pack-destination .. --loglevel=warn >/dev/null
+
+## extension: the example browser extension (web/extension) made
+## loadable: the wasm, dist/manifest.json and wasm_exec.js of web/dist into
+## web/extension/dist, web/tether.js beside them (build output, ignored by
+## git). Load web/extension unpacked (chrome://extensions, Developer mode)
+## and start the demo with TETHER_EXTENSION_ORIGINS (see the README).
+EXTENSION := web/extension
+extension: web
+	rm -rf $(EXTENSION)/dist
+	mkdir -p $(EXTENSION)/dist
+	cp $(DIST)/manifest.json $(DIST)/wasm_exec.js $(EXTENSION)/dist/
+	cp $(DIST)/$$(sed -n 's/^  "wasm": "\(.*\)",$$/\1/p' $(DIST)/manifest.json) $(EXTENSION)/dist/
+	cp web/tether.js $(EXTENSION)/tether.js
 
 ## example-deps: the Vite example's node_modules (npm ci from its lockfile),
 ## only when the lockfile or the package changed; example: its type check
@@ -99,7 +112,7 @@ test: deps vet web example-deps
 ## fuzz: every fuzz target for FUZZTIME each (the committed corpus in
 ## testdata/fuzz runs in plain `go test` too)
 FUZZTIME ?= 4000x
-FUZZ := ./bff:FuzzReturnTo ./bff:FuzzTokenBody ./bff:FuzzCallbackQuery ./bff:FuzzSessionCookie \
+FUZZ := ./bff:FuzzReturnTo ./bff:FuzzExtensionReturnTo ./bff:FuzzTokenBody ./bff:FuzzCallbackQuery ./bff:FuzzSessionCookie \
         ./bff/provider:FuzzTokenResponse
 fuzz:
 	@for t in $(FUZZ); do pkg=$${t%%:*}; fn=$${t#*:}; \
@@ -117,4 +130,4 @@ bench: deps web
 	$(GO) test -run '^$$' -bench . ./e2e/
 
 clean:
-	rm -rf bin $(DIST) $(EXAMPLE)/dist $(EXAMPLE)/node_modules
+	rm -rf bin $(DIST) $(EXAMPLE)/dist $(EXAMPLE)/node_modules $(EXTENSION)/dist $(EXTENSION)/tether.js

@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -13,6 +14,9 @@ import (
 	"github.com/tetherauth/tether/bff/refresh"
 	"github.com/tetherauth/tether/shared/wire"
 )
+
+// logRefusedEvery spaces the log lines about refused logout tokens.
+const logRefusedEvery = 10 * time.Second
 
 // maxBackchannelBody bounds a back-channel logout request's body: a form
 // with one JWT (a few kilobytes at most).
@@ -53,7 +57,13 @@ func (s *Handler) handleBackchannel(c *gin.Context) {
 		writeError(c, wire.ErrNotFound, "", "the provider sends no back-channel logout that could be verified (no OpenID Connect JWKS)")
 		return
 	case err != nil:
-		s.log.Info("backchannel: a logout token was refused", "err", err)
+		// At most one line per logRefusedEvery: made-up tokens cost the
+		// sender a request each, and must not cost the logs a line each
+		// (the metric counts them all).
+		if now := time.Now().UnixNano(); now-s.refusedLog.Load() >= int64(logRefusedEvery) {
+			s.refusedLog.Store(now)
+			s.log.Info("backchannel: a logout token was refused (at most one such line every 10 s)", "err", err)
+		}
 		s.backchannelInvalid(c, "the logout token is not valid")
 		return
 	}

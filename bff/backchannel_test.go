@@ -127,7 +127,7 @@ func (s *stack) endedWith(sid string) string {
 // return to zero when the last session ends. Also when the dev provider
 // itself sends the token (/control/backchannel, /logout).
 func TestBackchannelLogout(t *testing.T) {
-	s := backchannelStack(t, stackOptions{})
+	s := backchannelStack(t, stackOptions{replicas: 2})
 	alice1, alice2, bob := s.newBrowser(), s.newBrowser(), s.newBrowser()
 	alice1.loginAs(s.urls[0], "alice")
 	alice2.loginAs(s.urls[0], "alice")
@@ -160,10 +160,13 @@ func TestBackchannelLogout(t *testing.T) {
 			t.Fatalf("%s ended (%s) by another session's logout", name, r)
 		}
 	}
-	if r := alice1.token(s.urls[0], nil); r.status != http.StatusUnauthorized || r.err.Error != wire.ErrReconnectRequired || r.err.Reason != wire.ReasonSignedOut {
-		t.Fatalf("alice1's /bff/token = %d %+v; want 401 reconnect_required signed_out", r.status, r.err)
+	// On every replica (the token went to replica 0).
+	for _, u := range s.urls {
+		if r := alice1.token(u, nil); r.status != http.StatusUnauthorized || r.err.Error != wire.ErrReconnectRequired || r.err.Reason != wire.ReasonSignedOut {
+			t.Fatalf("alice1's /bff/token at %s = %d %+v; want 401 reconnect_required signed_out", u, r.status, r.err)
+		}
+		alice2.mustToken(u, nil)
 	}
-	alice2.mustToken(s.urls[0], nil)
 
 	// sub: every session of alice (the other one here), not bob's; the
 	// provider sends it (/control/backchannel) and revokes nothing.
@@ -190,6 +193,19 @@ func TestBackchannelLogout(t *testing.T) {
 	resp.Body.Close()
 	if r := s.endedWith(sids["bob"]); r != wire.ReasonSignedOut {
 		t.Fatalf("bob after the provider's logout: %q; want signed_out", r)
+	}
+
+	// sub ends both of a user's sessions at once.
+	alice3, alice4 := s.newBrowser(), s.newBrowser()
+	alice3.loginAs(s.urls[1], "alice")
+	alice4.loginAs(s.urls[0], "alice")
+	if status, _, code := s.postLogoutToken(s.logoutToken("alice", "", nil)); status != http.StatusOK {
+		t.Fatalf("POST /bff/backchannel (sub) = %d %q", status, code)
+	}
+	for name, b := range map[string]*browser{"alice3": alice3, "alice4": alice4} {
+		if r := s.endedWith(s.sid(b)); r != wire.ReasonSignedOut {
+			t.Fatalf("%s after alice's sub logout: %q; want signed_out", name, r)
+		}
 	}
 
 	// Every session ended: no index key is left.

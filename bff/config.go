@@ -137,6 +137,12 @@ type Config struct {
 	APIOrigins []string
 	// CSP, when set, replaces the page's whole Content-Security-Policy.
 	CSP string
+	// ExtensionOrigins are browser extensions' origins
+	// (chrome-extension://<id>, moz-extension://<uuid>) that a login's
+	// return_to may lead back to: exactly such an origin followed by a
+	// path (see cleanExtensionReturnTo). Empty: return_to is a path on
+	// this site only.
+	ExtensionOrigins []string
 
 	// Proxy mode (proxyconfig.go). APIRoutes are the APIs the BFF calls
 	// for the page at /bff/api/<name>/…, with the session's access token;
@@ -294,6 +300,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		c.APIOrigins = strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' })
 	}
 	c.CSP = strings.TrimSpace(getenv("TETHER_CSP"))
+	if v := getenv("TETHER_EXTENSION_ORIGINS"); v != "" {
+		c.ExtensionOrigins = strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' })
+	}
 	return c, c.validate()
 }
 
@@ -410,6 +419,11 @@ func (c *Config) validate() error {
 	for _, r := range c.CSP {
 		if r < 0x20 || r == 0x7f {
 			return &ConfigError{"TETHER_CSP", errors.New("has a control character; write the policy on one line")}
+		}
+	}
+	for _, o := range c.ExtensionOrigins {
+		if err := checkExtensionOrigin(o); err != nil {
+			return &ConfigError{"TETHER_EXTENSION_ORIGINS", err}
 		}
 	}
 	if c.WebFallback != "" {

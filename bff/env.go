@@ -49,6 +49,7 @@ var EnvVars = []EnvVar{
 	{"TETHER_WEB_DIR", "serve this directory outside /bff/ (the page, or a built SPA)", "none, only the BFF's routes"},
 	{"TETHER_WEB_FALLBACK", "page served for an SPA's routes (index.html), in TETHER_WEB_DIR", "none, unknown paths are 404s"},
 	{"TETHER_API_ORIGINS", "origins the page calls, space- or comma-separated: its CSP's connect-src", "none, this origin only"},
+	{"TETHER_EXTENSION_ORIGINS", "browser extensions a login may return to: chrome-extension://<id>, moz-extension://<uuid>", "none, return_to is a path on this site"},
 	{"TETHER_CSP", "replaces the page's whole Content-Security-Policy (one line)", "the BFF's page policy"},
 	{"TETHER_API_ROUTES", "proxy mode: name=url pairs, comma-separated (/bff/api/<name>/...)", "none, no proxy"},
 	{"TETHER_TOKEN_ENDPOINT", "off: POST /bff/token answers 404 (proxy mode only)", "on"},
@@ -60,6 +61,8 @@ var EnvVars = []EnvVar{
 	{"TETHER_API_SESSION_CACHE", "proxy: reuse of a session's record per replica; off", "1s"},
 	{"TETHER_ADDR", "listen address", "127.0.0.1:8080"},
 	{"TETHER_METRICS_ADDR", "listen address of GET /metrics, a listener of its own; off for none", "127.0.0.1:9100"},
+	{"TETHER_ADMIN_ADDR", "listen address of the admin API (tether sessions list|end); off for none", "127.0.0.1:9092"},
+	{"TETHER_ADMIN_TOKEN", "bearer token the admin API requires, at least 16 bytes", "none: the admin listener is off"},
 	{"TETHER_LOG_FORMAT", "json or text", "text"},
 	{"TETHER_LOG_LEVEL", "debug, info, warn or error", "info"},
 }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,7 +67,8 @@ type eventStreams struct {
 	retry     time.Duration
 	closing   chan struct{}
 	closeOnce sync.Once
-	origin    string // the app's origin (scheme://host[:port])
+	origin    string   // the app's origin (scheme://host[:port])
+	others    []string // Config.ExtensionOrigins: extensions' pages may hold streams too
 }
 
 // newEventStreams fills the defaults and opens the watcher (which
@@ -74,7 +76,7 @@ type eventStreams struct {
 func newEventStreams(cfg Config, v sessionVault) *eventStreams {
 	e := &eventStreams{
 		heartbeat: cfg.EventsHeartbeat, retry: cfg.EventsRetry,
-		closing: make(chan struct{}),
+		closing: make(chan struct{}), others: cfg.ExtensionOrigins,
 	}
 	if e.heartbeat <= 0 {
 		e.heartbeat = DefaultEventsHeartbeat
@@ -249,13 +251,13 @@ func endingReason(r string) string {
 }
 
 // sameOrigin reports whether r comes from the app's own pages: an Origin
-// header, when there is one, must be the app's origin (PublicURL);
-// without one, Sec-Fetch-Site must be same-origin or none (typed in), or
+// header, when there is one, must be the app's origin (PublicURL) or one
+// of Config.ExtensionOrigins (as a login's return_to may be); without one, Sec-Fetch-Site must be same-origin or none (typed in), or
 // absent (a client that is not a browser, or an older one: the cookie is
 // SameSite=Lax, so a cross-site page's request does not carry it anyway).
 func (e *eventStreams) sameOrigin(r *http.Request) bool {
 	if o := r.Header.Get("Origin"); o != "" {
-		return strings.EqualFold(o, e.origin)
+		return strings.EqualFold(o, e.origin) || slices.Contains(e.others, o)
 	}
 	switch r.Header.Get("Sec-Fetch-Site") {
 	case "", "same-origin", "none":

@@ -230,11 +230,16 @@ func TestEventsSessionEnded(t *testing.T) {
 }
 
 // TestEventsRefused: no session → 401 at once, touching no Redis key; a
-// request from another origin → 403; more streams than the session's
-// bound → 429, and a closed one frees its place.
+// request from another origin → 403 (a configured extension's is
+// welcome); more streams than the session's bound → 429, and a closed one
+// frees its place.
 func TestEventsRefused(t *testing.T) {
 	srv := redistest.Start(t)
-	s := newStack(t, stackOptions{redisURL: "redis://" + srv.Addr, tune: func(c *Config) { c.EventsPerSession = 2 }})
+	ext := "chrome-extension://" + strings.Repeat("abcdefghijklmnop", 2)
+	s := newStack(t, stackOptions{redisURL: "redis://" + srv.Addr, tune: func(c *Config) {
+		c.EventsPerSession = 3
+		c.ExtensionOrigins = []string{ext}
+	}})
 	u := s.urls[0]
 
 	anon := s.newBrowser()
@@ -256,19 +261,21 @@ func TestEventsRefused(t *testing.T) {
 		{"Origin": "http://127.0.0.1:1"}, // another port is another origin
 		{"Sec-Fetch-Site": "same-site"},
 		{"Sec-Fetch-Site": "cross-site"},
+		{"Origin": "chrome-extension://" + strings.Repeat("ponmlkjihgfedcba", 2)}, // another extension
 	} {
 		b.openEvents(t, u, h).expectError(http.StatusForbidden, wire.ErrOriginNotAllowed)
 	}
 	first := b.openEvents(t, u, map[string]string{"Origin": u, "Sec-Fetch-Site": "same-origin"})
 	first.expectOpen()
 	b.openEvents(t, u, map[string]string{"Sec-Fetch-Site": "same-origin"}).expectOpen()
-	third := b.openEvents(t, u, nil)
-	if third.resp.Header.Get("Retry-After") == "" {
+	b.openEvents(t, u, map[string]string{"Origin": ext, "Sec-Fetch-Site": "none"}).expectOpen() // the extension's page
+	over := b.openEvents(t, u, nil)
+	if over.resp.Header.Get("Retry-After") == "" {
 		t.Error("429 without Retry-After")
 	}
-	third.expectError(http.StatusTooManyRequests, wire.ErrTooManyStreams)
+	over.expectError(http.StatusTooManyRequests, wire.ErrTooManyStreams)
 	first.close()
-	waitFor(t, "the closed stream's place to free", func() bool { return s.bffs[0].events.watcher.Watching() == 1 })
+	waitFor(t, "the closed stream's place to free", func() bool { return s.bffs[0].events.watcher.Watching() == 2 })
 	b.openEvents(t, u, nil).expectOpen()
 }
 

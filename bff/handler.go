@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -91,6 +92,7 @@ type Handler struct {
 	slot       *providerSlot // the provider while New's discovery runs; nil if given ready
 	disc       *discoverer   // background discovery; nil when not needed
 	events     *eventStreams // GET /bff/events (events.go)
+	refusedLog atomic.Int64  // when a refused logout token was last logged (Unix ns)
 }
 
 // loginTTL is how long a login (its cookie, its state) stays valid.

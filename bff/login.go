@@ -27,10 +27,14 @@ const keySID = "sid"
 // state, a nonce for OpenID Connect. All of it goes into this login's own
 // cookie (see loginCookies); nothing is written on the server.
 func (s *Handler) handleLogin(c *gin.Context) {
-	returnTo, ok := cleanReturnTo(c.Query("return_to"))
+	returnTo, ok := s.returnTo(c.Query("return_to"))
 	if !ok {
 		s.metrics.logins.WithLabelValues("invalid_return_to").Inc()
-		writeError(c, wire.ErrInvalidReturnTo, "", "return_to must be a path on this site of at most 512 bytes, like /app")
+		msg := "return_to must be a path on this site of at most 512 bytes, like /app"
+		if len(s.cfg.ExtensionOrigins) > 0 {
+			msg += ", or a path in one of the extensions of TETHER_EXTENSION_ORIGINS"
+		}
+		writeError(c, wire.ErrInvalidReturnTo, "", msg)
 		return
 	}
 	if !s.loginPossible(c, returnTo) {
@@ -299,6 +303,9 @@ func (s *Handler) errorPage(c *gin.Context, status int, title, msg, returnTo str
 	c.Header("Cross-Origin-Opener-Policy", "same-origin")
 	c.Status(status)
 	retry := s.LoginURL(returnTo)
+	if r, ok := cleanExtensionReturnTo(returnTo, s.cfg.ExtensionOrigins); ok {
+		retry = s.cfg.BasePath + routeLogin + "?return_to=" + url.QueryEscape(r) // back to the extension's tab
+	}
 	if err := errorPageTmpl.Execute(c.Writer, map[string]string{"Title": title, "Message": msg, "Retry": retry}); err != nil {
 		s.log.Error("rendering the error page", "err", err)
 	}

@@ -22,7 +22,14 @@ func (s *Handler) handleSession(c *gin.Context) {
 	}
 	rec, err := s.vault.Get(c.Request.Context(), sid)
 	if errors.Is(err, vault.ErrNotFound) {
-		c.JSON(http.StatusOK, wire.SessionResponse{Reason: wire.ReasonNoSession})
+		// Ended elsewhere (another tab's logout, another replica, a
+		// back-channel logout, the admin): its tombstone says why.
+		reason := wire.ReasonNoSession
+		var ee *vault.EndedError
+		if errors.As(err, &ee) && (ee.Reason == wire.ReasonRevoked || ee.Reason == wire.ReasonExpired || ee.Reason == wire.ReasonSignedOut) {
+			reason = ee.Reason
+		}
+		c.JSON(http.StatusOK, wire.SessionResponse{Reason: reason})
 		return
 	}
 	if err != nil {

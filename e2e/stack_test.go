@@ -30,6 +30,7 @@ type stackOptions struct {
 	forceMinAge     time.Duration // TETHER_FORCE_MIN_AGE
 	forceBurst      int           // TETHER_FORCE_BURST
 	routes          bool          // a proxy route "dev" to the sample API, /bff/token on
+	extensions      []string      // TETHER_EXTENSION_ORIGINS
 }
 
 // stack is a running demo: the page, the BFF and the dev provider.
@@ -65,6 +66,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 			if o.forceBurst > 0 {
 				c.ForceBurst = o.forceBurst
 			}
+			c.ExtensionOrigins = o.extensions
 			if o.routes {
 				c.APIRoutes = []bff.APIRoute{{Name: "dev", URL: c.Issuer + "/api"}}
 			}

@@ -18,7 +18,7 @@ func (s source) RequestToken(force bool, rejected string) (_ wire.TokenResponse,
 	defer catch(&err)
 	init := jsObject.New()
 	init.Set("method", "POST")
-	init.Set("credentials", "same-origin")
+	init.Set("credentials", s.b.credentials)
 	init.Set("cache", "no-store")
 	if timeout := global.Get("AbortSignal").Get("timeout"); timeout.Type() == js.TypeFunction {
 		init.Set("signal", timeout.Call("call", global.Get("AbortSignal"), requestTimeout))

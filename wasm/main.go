@@ -18,7 +18,7 @@
 // kept only in tether.js's closure: no other script can reach it.
 //
 //	call(op, ...args), where op is one of
-//	    "configure", bff, apiOrigins, fetch, emit, lock, announce, setToken -> undefined | Error
+//	    "configure", bff, apiOrigins, fetch, emit, lock, announce, setToken, credentials -> undefined | Error
 //	        bff: base path ("/bff"); apiOrigins: array of origins;
 //	        fetch: the page's own fetch; emit(type, expiresAt, reason,
 //	        retryAfterSeconds); lock(run) -> Promise, runs run() (which
@@ -32,7 +32,9 @@
 //	        it must not be used without calling "token" (see
 //	        client.Config.OnToken); it is called before the event of the
 //	        same change, in the same task. lock, announce and setToken may
-//	        be null.
+//	        be null. credentials is the fetch credentials mode of the
+//	        requests to the BFF: "include" (an extension's worker, whose
+//	        BFF is another origin), else "same-origin".
 //	    "allowed", origin           -> boolean: is origin (URL.origin) an API origin
 //	    "token"                     -> Promise<string>
 //	    "recover", rejected         -> Promise<string>, after an API's 401
@@ -87,9 +89,10 @@ func main() {
 
 // bridge is what JS calls.
 type bridge struct {
-	c     atomic.Pointer[client.Client]
-	bff   string   // base path of the BFF, e.g. "/bff"
-	fetch js.Value // the page's original fetch
+	c           atomic.Pointer[client.Client]
+	bff         string   // base path of the BFF, e.g. "/bff"
+	fetch       js.Value // the page's original fetch
+	credentials string   // "same-origin" or "include"
 }
 
 // call runs the operation named by its first argument.
@@ -154,6 +157,10 @@ func (b *bridge) configure(args []js.Value) any {
 		for i := 0; i < list.Length(); i++ {
 			origins = append(origins, str([]js.Value{list.Index(i)}, 0))
 		}
+	}
+	b.credentials = "same-origin"
+	if str(args, 7) == "include" {
+		b.credentials = "include"
 	}
 	b.fetch = arg(args, 2)
 	if b.fetch.Type() != js.TypeFunction {

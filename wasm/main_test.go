@@ -347,3 +347,32 @@ return f;`)
 		t.Errorf("pushes and events %q, news %s", seq, stringify(announce.Get("news")))
 	}
 }
+
+// TestCredentials: the token request's credentials mode is "same-origin"
+// unless configure's ninth argument is "include" (an extension's worker,
+// whose BFF is another origin); anything else keeps "same-origin".
+func TestCredentials(t *testing.T) {
+	for _, c := range []struct {
+		arg  any
+		want string
+	}{{"include", "include"}, {"same-origin", "same-origin"}, {"omit", "same-origin"}, {nil, "same-origin"}, {1, "same-origin"}} {
+		fetch, emit := newFunc(t, fakeBFF), newFunc(t, recorder)
+		b := &bridge{}
+		origins := global.Get("Array").New("https://api.example")
+		if err := b.call(js.Null(), []js.Value{js.ValueOf("configure"), js.ValueOf("https://bff.example/bff"), origins, fetch, emit, js.Null(), js.Null(), js.Null(), js.ValueOf(c.arg)}); err != nil {
+			t.Fatalf("configure: %v", js.ValueOf(err).Get("message"))
+		}
+		fetch.Call("answer", 200, `{"access_token":"tok-1","token_type":"Bearer","expires_in":600}`)
+		if _, err := await(b.op("token")); err != nil {
+			t.Fatalf("token(): %v", err)
+		}
+		call := fetch.Get("calls").Index(0)
+		if got := call.Get("credentials").String(); got != c.want {
+			t.Errorf("credentials argument %v: the request's credentials are %q; want %q", c.arg, got, c.want)
+		}
+		if got := call.Get("url").String(); got != "https://bff.example/bff/token" {
+			t.Errorf("fetched %s; want the absolute BFF URL", got)
+		}
+		b.c.Load().Close()
+	}
+}

@@ -85,6 +85,15 @@
  * while the session lasts, and the BFF's session_ended there raises
  * "reconnect" at once (see "the live event stream" below).
  *
+ * options.credentials: "same-origin" (the default) or "include", the
+ * credentials mode of every request to the BFF. "include" is for a BFF on
+ * another origin than the script's: an extension's service worker, with
+ * bff an absolute URL (see the README, "In a browser extension"). In a
+ * worker there is no document: no data-wasm (pass options.wasm, or keep
+ * dist/manifest.json next to the worker's script), no visibilitychange,
+ * and tether.login() cannot navigate (open the BFF's login in a tab, then
+ * call tether.restart()).
+ *
  * Proxy mode: Tether.start({ mode: "proxy", apis: { name: "https://api..." } })
  * sends calls under those base URLs to the BFF (<bff>/api/<name>/...), which
  * adds the token: the page holds none and loads no WebAssembly. See
@@ -125,6 +134,9 @@
 
   function start(options) {
     options = options || {};
+    if (options.credentials !== undefined && options.credentials !== "same-origin" && options.credentials !== "include") {
+      return Promise.reject(new Error('tether: credentials is "same-origin" or "include", not ' + JSON.stringify(options.credentials)));
+    }
     started = started || (options.mode === "proxy" ? bootProxy(options) : boot(options)).then((t) => live(t, options)).catch((err) => {
       started = null; // let the page try again
       throw err;
@@ -141,13 +153,14 @@
     // Is there a session at all? Asked during the download, so that a
     // signed-in page waits no longer for its token; without a session,
     // no token is asked for (the 401 would be a console error).
-    const session = nativeFetch(bff + "/session", { credentials: "same-origin", cache: "no-store", headers: CSRF })
+    const credentials = options.credentials || "same-origin";
+    const session = nativeFetch(bff + "/session", { credentials, cache: "no-store", headers: CSRF })
       .then((res) => (res.ok ? res.json() : null))
       .catch(() => null);
     const wasm = options.wasm || scriptWasm || (await wasmFromManifest());
     const go = new Go();
     const { instance } = await instantiateStreaming(nativeFetch(wasm), go.importObject);
-    return new Tether(register(go, instance), bff, options.apiOrigins || [], session);
+    return new Tether(register(go, instance), bff, options.apiOrigins || [], session, credentials);
   }
 
   // register runs the Go program, which hands its bridge, a function, to
@@ -186,11 +199,13 @@
     #apis = { __proto__: null }; // origin -> is it an API origin (the client's answer)
     #apiCount = 0;
     #gate;                      // until the first token request may go; then null
+    #credentials;               // of the requests to the BFF
 
-    constructor(call, bff, apiOrigins, session) {
+    constructor(call, bff, apiOrigins, session, credentials) {
       super();
       this.#call = call;
       this.#bff = bff;
+      this.#credentials = credentials;
       const tabs = typeof Channel === "function" ? new Tabs(call) : null;
       const emit = (type, expiresAt, reason, retryAfter) =>
         this.dispatchEvent(new CustomEvent(type, { detail: detail(type, expiresAt, reason, retryAfter) }));
@@ -199,7 +214,7 @@
         this.#token = token;
         this.#until = token ? until : 0;
       };
-      const err = call("configure", bff, apiOrigins, nativeFetch, emit, lock, tabs && ((news) => tabs.announce(news)), setToken);
+      const err = call("configure", bff, apiOrigins, nativeFetch, emit, lock, tabs && ((news) => tabs.announce(news)), setToken, credentials);
       if (err) throw err;
       enders.set(this, (reason) => call("ended", reason)); // the live event stream's (below)
       if (tabs) tabs.open();
@@ -282,19 +297,20 @@
     }
 
     login(returnTo) {
+      if (!doc) throw new Error("tether: login() navigates a page; in a worker, open " + this.#bff + "/login?return_to=… in a tab, then call restart()");
       const path = returnTo || global.location.pathname + global.location.search + global.location.hash;
       this.#call("login");
       global.location.assign(this.#bff + "/login?return_to=" + encodeURIComponent(path));
     }
 
     async logout() {
-      const res = await nativeFetch(this.#bff + "/logout", { method: "POST", credentials: "same-origin", headers: CSRF });
+      const res = await nativeFetch(this.#bff + "/logout", { method: "POST", credentials: this.#credentials, headers: CSRF });
       if (!res.ok) throw new Error("tether: logout answered " + res.status);
       this.#call("logout");
     }
 
     async session() {
-      const res = await nativeFetch(this.#bff + "/session", { credentials: "same-origin", cache: "no-store", headers: CSRF });
+      const res = await nativeFetch(this.#bff + "/session", { credentials: this.#credentials, cache: "no-store", headers: CSRF });
       if (!res.ok) throw new Error("tether: session answered " + res.status);
       return res.json();
     }
@@ -326,6 +342,7 @@
 
     open() {
       this.#post("hello");
+      if (!doc) return; // a worker: no page to hide or show
       global.addEventListener("pagehide", () => this.#post("bye"));
       global.addEventListener("pageshow", (e) => e.persisted && this.#post("hello"));
     }
@@ -445,7 +462,7 @@
     const bff = (options.bff || "/bff").replace(/\/+$/, "");
     const routes = proxyRoutes(options.apis);
     const inner = options.apiOrigins && options.apiOrigins.length ? await boot(options) : null;
-    return new ProxyTether(bff, routes, inner);
+    return new ProxyTether(bff, routes, inner, options.credentials || "same-origin");
   }
 
   // proxyRoutes checks options.apis: route name -> the API's base URL
@@ -475,9 +492,11 @@
     #routes;
     #inner; // the token-mediated Tether for apiOrigins, or null
     #state = { connected: false, expiresAt: 0, degraded: false, reason: "" };
+    #credentials;
 
-    constructor(bff, routes, inner) {
+    constructor(bff, routes, inner, credentials) {
       super();
+      this.#credentials = credentials;
       this.#bff = bff;
       this.#routes = routes;
       this.#inner = inner;
@@ -540,12 +559,12 @@
       const own = init && init.headers !== undefined ? init.headers : isRequest ? apply(requestHeaders, input, []) : undefined;
       const headers = new NativeHeaders(own);
       headers.set("X-CSRF", "1");
-      const opts = { credentials: "same-origin" };
+      const opts = {};
       if (isRequest) {
         for (const k of ["method", "cache", "redirect", "referrer", "referrerPolicy", "integrity", "keepalive", "signal"]) opts[k] = input[k];
         if (input.method !== "GET" && input.method !== "HEAD" && input.body) opts.body = await input.arrayBuffer();
       }
-      const res = await nativeFetch(target, Object.assign(opts, init, { headers, credentials: "same-origin" }));
+      const res = await nativeFetch(target, Object.assign(opts, init, { headers, credentials: this.#credentials }));
       const code = res.headers.get("Tether-Error");
       if (code === "reconnect_required") {
         let reason = "no_session";
@@ -627,7 +646,7 @@
       if (this.#inner) {
         await this.#inner.logout(); // its "logout" event is passed on
       } else {
-        const res = await nativeFetch(this.#bff + "/logout", { method: "POST", credentials: "same-origin", headers: CSRF });
+        const res = await nativeFetch(this.#bff + "/logout", { method: "POST", credentials: this.#credentials, headers: CSRF });
         if (!res.ok) throw new Error("tether: logout answered " + res.status);
       }
       this.#state = { connected: false, expiresAt: 0, degraded: false, reason: "logged_out" };
@@ -635,7 +654,7 @@
     }
 
     async session() {
-      const res = await nativeFetch(this.#bff + "/session", { credentials: "same-origin", cache: "no-store", headers: CSRF });
+      const res = await nativeFetch(this.#bff + "/session", { credentials: this.#credentials, cache: "no-store", headers: CSRF });
       if (!res.ok) throw new Error("tether: session answered " + res.status);
       return res.json();
     }
@@ -675,7 +694,7 @@
 
   function live(tether, options) {
     if (options.live && typeof NativeEventSource === "function") {
-      new Live(tether, (options.bff || "/bff").replace(/\/+$/, ""));
+      new Live(tether, (options.bff || "/bff").replace(/\/+$/, ""), options.credentials === "include");
     }
     return tether;
   }
@@ -689,11 +708,11 @@
     #pause = LIVE_PAUSE;
     #over = false; // the session ended (or the user logged out): no stream until a new token
 
-    constructor(tether, bff) {
+    constructor(tether, bff, include) {
       this.#tether = tether;
       const url = new NativeURL(bff + "/events", base());
       this.#url = apply(urlHref, url, []);
-      this.#credentials = apply(urlOrigin, url, []) !== global.location.origin;
+      this.#credentials = include || apply(urlOrigin, url, []) !== global.location.origin;
       tether.addEventListener("token", () => {
         this.#over = false;
         this.#open();

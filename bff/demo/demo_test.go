@@ -173,3 +173,47 @@ func TestStartProxyMode(t *testing.T) {
 		t.Errorf("GET %s/dev/me = %d %s; want the sample API's answer", wire.PathAPI, code, body)
 	}
 }
+
+// The demo registers its BFF's /bff/backchannel with the dev provider:
+// /control/backchannel ends the signed-in session at once (no refresh, no
+// click), and TETHER_DEV_BACKCHANNEL_URI=off registers none.
+func TestStartWiresBackchannel(t *testing.T) {
+	gin.SetMode(gin.ReleaseMode)
+	for _, off := range []bool{false, true} {
+		env := map[string]string{"TETHER_DEV_PROVIDER_ADDR": "127.0.0.1:0", "TETHER_DEV_AUTO_APPROVE": "true"}
+		if off {
+			env["TETHER_DEV_BACKCHANNEL_URI"] = "off"
+		}
+		d, err := demo.Start(context.Background(), demo.Options{
+			Addr: "127.0.0.1:0", WebDir: webDir(t),
+			Getenv: func(k string) string { return env[k] }, Logger: slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+		res, err := c.Get(d.URL + wire.PathLogin + "?return_to=/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		sent, err := (&devprovider.Controls{URL: d.DevURL}).Backchannel(context.Background(), "alice", "")
+		var session wire.SessionResponse
+		req, _ := http.NewRequest(http.MethodGet, d.URL+wire.PathSession, nil)
+		req.Header.Set(wire.HeaderCSRF, wire.CSRFValue)
+		if res, err := c.Do(req); err == nil {
+			json.NewDecoder(res.Body).Decode(&session)
+			res.Body.Close()
+		}
+		switch {
+		case !off && (err != nil || sent != 1 || session.Authenticated || session.Reason != wire.ReasonSignedOut):
+			t.Errorf("after /control/backchannel: sent %d, %v; session %+v; want the session ended, signed_out", sent, err, session)
+		case off && (err == nil || !session.Authenticated):
+			t.Errorf("with TETHER_DEV_BACKCHANNEL_URI=off: sent %d, %v; session %+v; want nothing sent, still signed in", sent, err, session)
+		}
+		if err := d.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}
+}

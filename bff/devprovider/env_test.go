@@ -72,3 +72,20 @@ func TestAddrFromEnv(t *testing.T) {
 		}
 	}
 }
+
+func TestFromEnvBackchannelURI(t *testing.T) {
+	c, err := devprovider.FromEnv(getenv(map[string]string{"TETHER_DEV_BACKCHANNEL_URI": "http://127.0.0.1:8080/bff/backchannel"}))
+	if err != nil || c.BackchannelLogoutURI != "http://127.0.0.1:8080/bff/backchannel" {
+		t.Errorf("FromEnv = %q, %v", c.BackchannelLogoutURI, err)
+	}
+	if c, err := devprovider.FromEnv(getenv(map[string]string{"TETHER_DEV_BACKCHANNEL_URI": "off"})); err != nil || c.BackchannelLogoutURI != "" {
+		t.Errorf("off: %q, %v; want none", c.BackchannelLogoutURI, err)
+	}
+	for _, v := range []string{"/bff/backchannel", "ftp://x/y", "http://"} {
+		_, err := devprovider.FromEnv(getenv(map[string]string{"TETHER_DEV_BACKCHANNEL_URI": v}))
+		var ce *devprovider.ConfigError
+		if !errors.As(err, &ce) || ce.Var != "TETHER_DEV_BACKCHANNEL_URI" {
+			t.Errorf("TETHER_DEV_BACKCHANNEL_URI=%q: err %v; want a ConfigError naming it", v, err)
+		}
+	}
+}

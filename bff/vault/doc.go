@@ -35,7 +35,10 @@
 //
 // # Ending a session
 //
-// End replaces a session's record by a tombstone: the plain value
+// End (by session id) and EndHashed (by hashed id, as the indexes list
+// sessions) both go through endSession, the one function that writes a
+// tombstone (and takes the session out of its indexes). End replaces a
+// session's record by a tombstone: the plain value
 // "\x00tether-ended:" followed by the reason (signed_out, revoked,
 // expired), which no sealed value starts with. Get then returns an
 // *EndedError carrying the reason (which is also ErrNotFound), so every

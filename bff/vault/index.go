@@ -99,19 +99,17 @@ func (v *Vault) unindex(ctx context.Context, rec *Record, hid string) error {
 	return v.runEach(ctx, indexRemoveScript, keys, hid, strconv.FormatInt(time.Now().UnixMilli(), 10))
 }
 
-// runEach runs script once per key (each run touches its one key), in one
-// pipeline.
+// runEach runs script once per key (each run touches its one key; on
+// Redis Cluster the pipeline goes to each key's node), in one round trip.
 func (v *Vault) runEach(ctx context.Context, script *redis.Script, keys []string, args ...any) error {
 	if len(keys) == 1 {
 		return script.Run(ctx, v.rdb, keys, args...).Err()
 	}
-	// Make sure the script is cached, then EVALSHA in a pipeline.
-	if err := script.Load(ctx, v.rdb).Err(); err != nil {
-		return err
-	}
+	// EVAL, not EVALSHA: a node that does not have the script cached (a
+	// failover, a new shard) runs it all the same.
 	pipe := v.rdb.Pipeline()
 	for _, k := range keys {
-		script.EvalSha(ctx, pipe, []string{k}, args...)
+		script.Eval(ctx, pipe, []string{k}, args...)
 	}
 	_, err := pipe.Exec(ctx)
 	return err

@@ -115,6 +115,22 @@ func indexSuite(t *testing.T, run func(string, func(*testing.T, *harness))) {
 		}
 	})
 
+	run("DeleteUnindexes", func(t *testing.T, h *harness) {
+		// A second login in a browser deletes the first session.
+		if err := h.v.Put(ctx, "first", rec("erin", "op-7"), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.v.Delete(ctx, "first"); err != nil {
+			t.Fatal(err)
+		}
+		if keys := indexKeys(t, h); len(keys) != 0 {
+			t.Fatalf("index keys after the only session was deleted: %v", keys)
+		}
+		if err := h.v.Delete(ctx, "first"); err != nil {
+			t.Fatalf("deleting again: %v", err)
+		}
+	})
+
 	run("RefreshExtendsTheIndex", func(t *testing.T, h *harness) {
 		if err := h.v.Put(ctx, "s", rec("carol", "op-9"), time.Hour); err != nil {
 			t.Fatal(err)

@@ -178,11 +178,20 @@ func (v *Vault) filled(rec *Record) Record {
 	return r
 }
 
-// Delete removes the record of session sid. Deleting a record that does not
-// exist is not an error.
+// Delete removes the record of session sid, and the session from its
+// indexes. Deleting a record that does not exist is not an error.
 func (v *Vault) Delete(ctx context.Context, sid string) error {
-	if err := v.rdb.Del(ctx, v.sessionKey(sid)).Err(); err != nil {
+	key := v.sessionKey(sid)
+	blob, err := v.rdb.GetDel(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("vault: delete session: %w", err)
+	}
+	var rec Record
+	if endedError(blob) == nil && v.decode(key, blob, "delete session", &rec) == nil {
+		_ = v.unindex(ctx, &rec, hashID(sid)) // best effort, as in endSession
 	}
 	return nil
 }

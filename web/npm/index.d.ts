@@ -50,6 +50,12 @@ interface CommonOptions {
    * reject with TetherReconnectRequired without a request. Default false.
    */
   live?: boolean;
+  /**
+   * The credentials mode of the requests to the BFF. Default
+   * "same-origin"; "include" when the BFF is on another origin, as for a
+   * browser extension's service worker (with bff an absolute URL).
+   */
+  credentials?: "same-origin" | "include";
 }
 
 /** Token mode (the default): the page holds the access token, in memory. */
