@@ -238,4 +238,8 @@ func TestLiveEndAtScale(t *testing.T) {
 	if n := c.sessionRecords(); n != liveOthers {
 		t.Errorf("%d session records in Redis; want bob's %d", n, liveOthers)
 	}
+	// The per-user index: alice's is gone with her sessions, bob's stays.
+	if v, err := c.redis.Command("EVAL", "return #redis.call('KEYS', ARGV[1])", "0", "tether:ix:sub:*"); err != nil || v != "1" {
+		t.Errorf("per-user index keys: %q, %v; want 1 (bob's)", v, err)
+	}
 }
