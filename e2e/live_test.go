@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/tetherauth/tether/shared/wire"
@@ -150,4 +152,71 @@ func liveBanner(t *testing.T, o stackOptions, end func(t *testing.T, s *stack, p
 	if n := s.metric("tether_event_streams"); n != 0 {
 		t.Errorf("%v event streams still open after the end; want 0", n)
 	}
+}
+
+// TestLiveRetriesGently: a tab whose stream is refused (the session's
+// bound is 1 here, and another tab holds it) asks once, then waits: one
+// GET /bff/events in 4 s, not a loop. When the other tab goes, it gets its
+// stream after its pause, and it hears the session's end.
+func TestLiveRetriesGently(t *testing.T) {
+	s := startStack(t, stackOptions{autoApprove: true, eventsPerSession: 1})
+	tab1 := newTab(t)
+	p1 := openPage(t, tab1, s)
+	p1.login(false)
+	p1.waitFor(`window.tether.state().connected`, stepTimeout, "tab 1's first token")
+	waitStreams := func(n float64, within time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for s.metric("tether_event_streams") != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%v event streams open; want %v", s.metric("tether_event_streams"), n)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitStreams(1, stepTimeout)
+
+	tab2 := siblingTab(t, tab1)
+	log := recordNetwork(t, tab2, false)
+	p2 := openPage(t, tab2, s)
+	p2.waitFor(`window.tether.state().connected`, stepTimeout, "tab 2's first token")
+	events := s.d.URL + wire.PathEvents
+	time.Sleep(4 * time.Second)
+	if n := log.count("GET", events); n != 1 {
+		t.Fatalf("tab 2 asked for the event stream %d times in 4 s while it was refused; want 1", n)
+	}
+	if n := s.metric("tether_event_streams"); n != 1 {
+		t.Fatalf("%v event streams open; want tab 1's only", n)
+	}
+
+	// Tab 1 closes: tab 2's next try, 5 s after the refusal, gets a stream.
+	step, done := context.WithTimeout(tab1, stepTimeout)
+	defer done()
+	if _, err := chromedp.Call(step, cdppage.Close, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got := log.matching("GET", events)
+		if len(got) > 0 && got[len(got)-1].Status == 200 && s.metric("tether_event_streams") == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			for _, r := range got {
+				t.Logf("%s %s -> %d", r.Method, r.URL, r.Status)
+			}
+			t.Fatal("tab 2 has no stream 15 s after tab 1 closed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := log.count("GET", events); n != 2 {
+		t.Errorf("tab 2 asked for the event stream %d times in all; want 2 (refused, then served)", n)
+	}
+	evalJS[bool](p2, `(() => { window.__ended = null;
+		window.tether.addEventListener("reconnect", (e) => { window.__ended = e.detail.reason; });
+		return true; })()`)
+	if n, err := s.ctl.Backchannel(t.Context(), "alice", ""); err != nil || n != 1 {
+		t.Fatalf("/control/backchannel: %d accepted, %v; want 1", n, err)
+	}
+	p2.waitFor(`window.__ended === "signed_out" && (() => {`+visibleJS+` return vis("#reconnect-banner"); })()`, 2*time.Second, "tab 2's reconnect banner")
 }

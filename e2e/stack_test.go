@@ -20,17 +20,18 @@ import (
 
 // stackOptions tune one test's demo; zero values keep the demo's defaults.
 type stackOptions struct {
-	accessTTL       time.Duration // the dev provider's access token lifetime
-	autoApprove     bool          // skip the consent page
-	providerTimeout time.Duration // the BFF's bound on a call to the provider
-	retryAfter      time.Duration // the BFF's advice when the provider gives none
-	csp             string        // replaces the page's Content-Security-Policy (TETHER_CSP)
-	revokeOnRefresh bool          // a refresh kills the earlier access tokens at once (GitHub, Hydra)
-	proxy           bool          // proxy mode, /bff/token off (TETHER_DEMO_MODE=proxy)
-	forceMinAge     time.Duration // TETHER_FORCE_MIN_AGE
-	forceBurst      int           // TETHER_FORCE_BURST
-	routes          bool          // a proxy route "dev" to the sample API, /bff/token on
-	extensions      []string      // TETHER_EXTENSION_ORIGINS
+	accessTTL        time.Duration // the dev provider's access token lifetime
+	autoApprove      bool          // skip the consent page
+	providerTimeout  time.Duration // the BFF's bound on a call to the provider
+	retryAfter       time.Duration // the BFF's advice when the provider gives none
+	csp              string        // replaces the page's Content-Security-Policy (TETHER_CSP)
+	revokeOnRefresh  bool          // a refresh kills the earlier access tokens at once (GitHub, Hydra)
+	proxy            bool          // proxy mode, /bff/token off (TETHER_DEMO_MODE=proxy)
+	forceMinAge      time.Duration // TETHER_FORCE_MIN_AGE
+	forceBurst       int           // TETHER_FORCE_BURST
+	routes           bool          // a proxy route "dev" to the sample API, /bff/token on
+	eventsPerSession int           // Config.EventsPerSession
+	extensions       []string      // TETHER_EXTENSION_ORIGINS
 }
 
 // stack is a running demo: the page, the BFF and the dev provider.
@@ -66,6 +67,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 			if o.forceBurst > 0 {
 				c.ForceBurst = o.forceBurst
 			}
+			c.EventsPerSession = o.eventsPerSession
 			c.ExtensionOrigins = o.extensions
 			if o.routes {
 				c.APIRoutes = []bff.APIRoute{{Name: "dev", URL: c.Issuer + "/api"}}
