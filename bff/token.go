@@ -148,10 +148,10 @@ func (s *Handler) tokenResponse(res refresh.Result) wire.TokenResponse {
 
 // readTokenRequest parses the optional JSON body of POST /bff/token.
 func readTokenRequest(r *http.Request) (wire.TokenRequest, error) {
-	var req wire.TokenRequest
 	if r.Body == nil || r.Body == http.NoBody {
-		return req, nil // the usual request: net/http says it has no body
+		return wire.TokenRequest{}, nil // the usual request: net/http says it has no body
 	}
+	var req wire.TokenRequest // on the heap (json.Unmarshal), so declared only here
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxTokenBody+1))
 	if err != nil {
 		return req, errors.New("could not read the request body")
