@@ -252,12 +252,20 @@ func cookieValue(r *http.Request, name string) (string, bool) {
 // validCookieValue is net/http's test of a cookie value's bytes.
 func validCookieValue(v string) bool {
 	for i := range len(v) {
-		if b := v[i]; b < 0x20 || b >= 0x7f || b == '"' || b == ';' || b == '\\' {
+		if !cookieValueBytes[v[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// cookieValueBytes are the bytes net/http allows in a cookie value.
+var cookieValueBytes = func() (ok [256]bool) {
+	for b := 0x20; b < 0x7f; b++ {
+		ok[b] = b != '"' && b != ';' && b != '\\'
+	}
+	return ok
+}()
 
 // gobMemoSize bounds the memo; it is emptied when full.
 const gobMemoSize = 4096

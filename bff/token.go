@@ -230,6 +230,15 @@ func appendTokenResponse(b []byte, r *wire.TokenResponse) []byte {
 	return append(b, '}')
 }
 
+// jsonSafe are the ASCII bytes encoding/json writes as they are (its
+// htmlSafeSet).
+var jsonSafe = func() (ok [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		ok[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return ok
+}()
+
 // appendJSONString appends s as a JSON string, escaped as encoding/json
 // escapes it: \", \\, \b, \f, \n, \r, \t, other control characters and
 // <, >, & as \u00XX, U+2028 and U+2029 as \u2028 and \u2029, and invalid
@@ -241,7 +250,7 @@ func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if jsonSafe[c] {
 				i++
 				continue
 			}
