@@ -162,7 +162,9 @@ func (c *cookieStore) read(name, value string) (verifiedCookie, error) {
 			break
 		}
 	}
-	c.verified.m[value] = v
+	// A copy: value is a slice of the request's Cookie header, which the
+	// map must not keep alive.
+	c.verified.m[strings.Clone(value)] = v
 	c.verified.mu.Unlock()
 	return v, nil
 }

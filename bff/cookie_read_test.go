@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gorilla/securecookie"
 )
@@ -202,5 +203,25 @@ func TestVerifiedCookieAge(t *testing.T) {
 			t.Fatal("the cookie never expired")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestVerifiedCookieKeepsOnlyTheValue: a remembered cookie keeps its
+// value, not the Cookie header it came in (up to 64 KiB of other cookies).
+func TestVerifiedCookieKeepsOnlyTheValue(t *testing.T) {
+	key := randomKey()
+	cs := testStore(3600, key)
+	real := encodeCookie(t, key, map[any]any{keySID: "sid-1"})
+	header := strings.Repeat("x", 32<<10) + "=1; " + testCookie + "=" + real
+	if sid, _ := cs.session(cookieRequest(header), testCookie); sid != "sid-1" {
+		t.Fatalf("session = %q; want sid-1", sid)
+	}
+	for k := range cs.verified.m {
+		if k != real {
+			t.Fatalf("remembered %q; want the value", k)
+		}
+		if unsafe.StringData(k) == unsafe.StringData(header[len(header)-len(real):]) {
+			t.Fatal("the remembered value shares the request header's memory")
+		}
 	}
 }
