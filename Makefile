@@ -113,6 +113,7 @@ test: deps vet web example-deps
 ## testdata/fuzz runs in plain `go test` too)
 FUZZTIME ?= 4000x
 FUZZ := ./bff:FuzzReturnTo ./bff:FuzzExtensionReturnTo ./bff:FuzzTokenBody ./bff:FuzzCallbackQuery ./bff:FuzzSessionCookie \
+        ./bff:FuzzTokenJSON ./bff:FuzzCookieValue \
         ./bff/provider:FuzzTokenResponse
 fuzz:
 	@for t in $(FUZZ); do pkg=$${t%%:*}; fn=$${t#*:}; \

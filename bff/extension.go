@@ -46,20 +46,7 @@ func checkExtensionOrigin(o string) error {
 
 // isLowerUUID reports whether s is a UUID in lower-case hex, 8-4-4-4-12.
 func isLowerUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, r := range s {
-		switch {
-		case i == 8 || i == 13 || i == 18 || i == 23:
-			if r != '-' {
-				return false
-			}
-		case !('0' <= r && r <= '9' || 'a' <= r && r <= 'f'):
-			return false
-		}
-	}
-	return true
+	return isTenantID(s) && strings.ToLower(s) == s
 }
 
 // cleanExtensionReturnTo accepts one of origins, byte for byte, followed

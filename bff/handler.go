@@ -244,19 +244,29 @@ func (s *Handler) routes() *gin.Engine {
 	return r
 }
 
+// Header values of noStore (see headers.go: never appended to).
+var (
+	hdrNoStore = []string{"no-store"}
+	hdrNoCache = []string{"no-cache"}
+)
+
 // noStore marks every BFF answer uncacheable: they carry tokens or
 // per-user state.
 func noStore(c *gin.Context) {
-	c.Header("Cache-Control", "no-store")
-	c.Header("Pragma", "no-cache")
+	h := c.Writer.Header()
+	h["Cache-Control"] = hdrNoStore
+	h["Pragma"] = hdrNoCache
 	c.Next()
 }
+
+// csrfHeader is wire.HeaderCSRF as net/http keys it.
+var csrfHeader = http.CanonicalHeaderKey(wire.HeaderCSRF)
 
 // requireCSRF refuses a JSON request without X-CSRF: 1 before it has any
 // effect. A cross-site page cannot send that header without a CORS
 // preflight, which the BFF never grants.
 func requireCSRF(c *gin.Context) {
-	if c.GetHeader(wire.HeaderCSRF) != wire.CSRFValue {
+	if v := c.Request.Header[csrfHeader]; len(v) == 0 || v[0] != wire.CSRFValue {
 		writeError(c, wire.ErrCSRFHeaderMissing, "", "send the header "+wire.HeaderCSRF+": "+wire.CSRFValue+" with every BFF request")
 		c.Abort()
 		return

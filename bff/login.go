@@ -223,7 +223,8 @@ func checkResponseIssuer(q url.Values, issuer string, required bool) bool {
 	return ok && isTenantID(tenant)
 }
 
-// isTenantID reports whether s is a directory (tenant) id: a GUID.
+// isTenantID reports whether s is a directory (tenant) id: a GUID, hex
+// digits in either case, 8-4-4-4-12.
 func isTenantID(s string) bool {
 	if len(s) != 36 {
 		return false

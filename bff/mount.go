@@ -53,15 +53,18 @@ func (s *Handler) Register(r gin.IRouter) {
 func (s *Handler) mount(g *gin.RouterGroup) {
 	// Server to server: no cookie, no X-CSRF (see backchannel.go).
 	g.POST(routeBackchan, noStore, s.handleBackchannel)
-	g.Use(noStore, sessions.Sessions(s.cookieName, s.cookies))
+	g.Use(noStore)
+	if !s.cfg.TokenEndpointOff {
+		// The hot path reads the cookie itself (sessionCookie), without
+		// the session middleware.
+		g.POST(routeToken, requireCSRF, s.handleToken)
+	}
+	g.Use(sessions.Sessions(s.cookieName, s.cookies))
 	g.GET(routeLogin, s.handleLogin)
 	g.GET(routeCallback, s.handleCallback)
 	g.GET(routeEvents, s.handleEvents) // the cookie and a same-origin check; EventSource sends no X-CSRF
 	j := g.Group("", requireCSRF)
 	j.GET(routeSession, s.handleSession)
-	if !s.cfg.TokenEndpointOff {
-		j.POST(routeToken, s.handleToken)
-	}
 	j.POST(routeLogout, s.handleLogout)
 	s.mountAPI(j)
 }

@@ -6,10 +6,13 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-contrib/sessions"
 	"github.com/gin-gonic/gin"
+	gsessions "github.com/gorilla/sessions"
 
 	"github.com/tetherauth/tether/bff/refresh"
 	"github.com/tetherauth/tether/shared/wire"
@@ -24,7 +27,10 @@ func sessionID(c *gin.Context) string {
 	return sid
 }
 
-// handleToken answers POST /bff/token through the refresh engine.
+// handleToken answers POST /bff/token through the refresh engine. The
+// hot path (a valid token outside its buffer) is one vault read; the rest
+// of it allocates little: the cookie is read with sessionCookie, an empty
+// body is not read, and the answer is encoded by appendTokenResponse.
 func (s *Handler) handleToken(c *gin.Context) {
 	req, err := readTokenRequest(c.Request)
 	if err != nil {
@@ -32,12 +38,12 @@ func (s *Handler) handleToken(c *gin.Context) {
 		writeError(c, wire.ErrInvalidRequest, "", err.Error())
 		return
 	}
-	sid := sessionID(c)
+	sid, ended := s.sessionCookie(c.Request)
 	if sid == "" {
 		// No session, or one that ended: say which, as the tab that saw
 		// it end was told.
 		s.metrics.tokenRequests.WithLabelValues("reconnect").Inc()
-		reason := endedReason(c)
+		reason := endedReasonOf(ended)
 		writeError(c, wire.ErrReconnectRequired, reason, reconnectMessage(reason))
 		return
 	}
@@ -53,9 +59,9 @@ func (s *Handler) handleToken(c *gin.Context) {
 		}
 		if code == wire.ErrReconnectRequired {
 			if reason == wire.ReasonNoSession {
-				s.clearCookie(c)
+				s.clearSessionCookie(c.Writer, c.Request)
 			} else {
-				s.endCookie(c, reason)
+				s.writeEndedCookie(c.Writer, c.Request, reason)
 			}
 		}
 		writeError(c, code, reason, err.Error())
@@ -66,7 +72,29 @@ func (s *Handler) handleToken(c *gin.Context) {
 	} else {
 		s.metrics.tokenOK.Inc()
 	}
-	c.JSON(http.StatusOK, s.tokenResponse(res))
+	r := s.tokenResponse(res)
+	writeTokenResponse(c, &r)
+}
+
+// clearSessionCookie deletes the session cookie as clearCookie does,
+// without the session middleware.
+func (s *Handler) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+	sess := gsessions.NewSession(s.cookies, s.cookieName)
+	sess.Options = &gsessions.Options{Path: "/", MaxAge: -1, Secure: s.cfg.secureCookies(), HttpOnly: true, SameSite: http.SameSiteLaxMode}
+	if err := s.cookies.Save(r, w, sess); err != nil {
+		s.log.Warn("clearing the session cookie", "err", err)
+	}
+}
+
+// endedReasonOf is the reason a session cookie that names no session
+// gives (see endCookie), or wire.ReasonNoSession when it gives none that
+// is known.
+func endedReasonOf(ended string) string {
+	switch ended {
+	case wire.ReasonRevoked, wire.ReasonExpired, wire.ReasonSignedOut:
+		return ended
+	}
+	return wire.ReasonNoSession
 }
 
 // reconnectMessage is the message of a reconnect_required answer made
@@ -120,7 +148,10 @@ func (s *Handler) tokenResponse(res refresh.Result) wire.TokenResponse {
 
 // readTokenRequest parses the optional JSON body of POST /bff/token.
 func readTokenRequest(r *http.Request) (wire.TokenRequest, error) {
-	var req wire.TokenRequest
+	if r.Body == nil || r.Body == http.NoBody {
+		return wire.TokenRequest{}, nil // the usual request: net/http says it has no body
+	}
+	var req wire.TokenRequest // on the heap (json.Unmarshal), so declared only here
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxTokenBody+1))
 	if err != nil {
 		return req, errors.New("could not read the request body")
@@ -150,4 +181,115 @@ func unix(t time.Time) int64 {
 // seconds rounds d up to whole seconds, at least 1.
 func seconds(d time.Duration) int {
 	return max(1, int((d+time.Second-1)/time.Second))
+}
+
+// hdrJSON is the Content-Type of JSON answers, as Gin writes it.
+var hdrJSON = []string{"application/json; charset=utf-8"}
+
+// tokenBuffers holds the buffers writeTokenResponse encodes into.
+var tokenBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// writeTokenResponse sends r as a 200 JSON answer, byte for byte what
+// c.JSON(200, r) sends, without reflection.
+func writeTokenResponse(c *gin.Context, r *wire.TokenResponse) {
+	bp := tokenBuffers.Get().(*[]byte)
+	b := appendTokenResponse((*bp)[:0], r)
+	c.Writer.Header()["Content-Type"] = hdrJSON
+	c.Status(http.StatusOK)
+	c.Writer.Write(b)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		tokenBuffers.Put(bp)
+	}
+}
+
+// appendTokenResponse appends r's JSON encoding to b, as encoding/json
+// writes it (field order, omitempty, HTML-safe string escapes).
+func appendTokenResponse(b []byte, r *wire.TokenResponse) []byte {
+	b = append(b, `{"access_token":`...)
+	b = appendJSONString(b, r.AccessToken)
+	b = append(b, `,"token_type":`...)
+	b = appendJSONString(b, r.TokenType)
+	b = append(b, `,"expires_at":`...)
+	b = strconv.AppendInt(b, r.ExpiresAt, 10)
+	b = append(b, `,"expires_in":`...)
+	b = strconv.AppendInt(b, r.ExpiresIn, 10)
+	b = append(b, `,"refresh_buffer":`...)
+	b = strconv.AppendInt(b, r.RefreshBuffer, 10)
+	if r.Scope != "" {
+		b = append(b, `,"scope":`...)
+		b = appendJSONString(b, r.Scope)
+	}
+	if r.Degraded {
+		b = append(b, `,"degraded":true`...)
+	}
+	if r.RetryAfter != 0 {
+		b = append(b, `,"retry_after":`...)
+		b = strconv.AppendInt(b, r.RetryAfter, 10)
+	}
+	return append(b, '}')
+}
+
+// jsonSafe are the ASCII bytes encoding/json writes as they are (its
+// htmlSafeSet).
+var jsonSafe = func() (ok [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		ok[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return ok
+}()
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it: \", \\, \b, \f, \n, \r, \t, other control characters and
+// <, >, & as \u00XX, U+2028 and U+2029 as \u2028 and \u2029, and invalid
+// UTF-8 as \ufffd.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if jsonSafe[c] {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

@@ -118,23 +118,12 @@ func buildExtension(t testing.TB, s *stack) (string, string) {
 // the test.
 func extensionBrowser(t testing.TB, dir string) context.Context {
 	t.Helper()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromiumOptions(),
 		chromedp.Flag("headless", "new"),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
 		chromedp.Flag("load-extension", dir),
 		chromedp.Flag("disable-extensions-except", dir),
 		chromedp.UserDataDir(t.TempDir()),
-	)
+	)...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
 	if err := chromedp.Do(ctx); err != nil { // starts the browser: no timeout on this context

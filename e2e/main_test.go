@@ -136,27 +136,35 @@ func staleBuild(root, manifest string) (bool, error) {
 	return stale, nil
 }
 
+// chromiumOptions are the flags every Chromium of the tests starts with
+// (see BROWSER.md): no sandbox (root), no GPU, and nothing that reaches
+// for the network, which is closed here, or slows tabs in the background
+// (the tabs of one test run at once). Each caller adds its headless mode.
+func chromiumOptions() []chromedp.ExecAllocatorOption {
+	return []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+	}
+}
+
 // sharedBrowser starts the package's Chromium on first use; TestMain stops it.
 func sharedBrowser(tb testing.TB) context.Context {
 	tb.Helper()
 	browserOnce.Do(func() {
-		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-			chromedp.ExecPath(chromiumPath),
+		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromiumOptions(),
 			chromedp.Flag("headless", true), // not implied when the options are listed
-			chromedp.NoSandbox,
-			chromedp.DisableGPU,
-			chromedp.NoFirstRun,
-			chromedp.Flag("disable-quic", true),
-			chromedp.Flag("disable-background-networking", true),
-			chromedp.Flag("disable-component-update", true),
-			chromedp.Flag("disable-sync", true),
-			chromedp.Flag("disable-dev-shm-usage", true),
-			// Tabs of one test run at once: keep those in the background going.
-			chromedp.Flag("disable-background-timer-throttling", true),
 			chromedp.Flag("disable-backgrounding-occluded-windows", true),
-			chromedp.Flag("disable-renderer-backgrounding", true),
 			chromedp.WindowSize(1280, 960),
-		)
+		)...)
 		ctx, cancel := chromedp.NewContext(allocCtx)
 		browserStop = func() { cancel(); cancelAlloc() }
 		// Starts the browser: no timeout on this context, it would kill it.

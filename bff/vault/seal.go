@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // Sealed values. A value written now is
@@ -76,18 +77,44 @@ func (v *Vault) seal(key string, plain []byte) []byte {
 // errSealed is a value that does not open under any of the vault's keys.
 var errSealed = errors.New("value does not open")
 
+// openBuffer is scratch space for open: the additional data and the
+// plaintext. Its plaintext is only lent: see withOpen.
+type openBuffer struct{ ad, plain []byte }
+
+// openBuffers keeps openBuffers between reads (a session read is on
+// every token request).
+var openBuffers = sync.Pool{New: func() any { return &openBuffer{ad: make([]byte, 0, 128), plain: make([]byte, 0, 512)} }}
+
+// withOpen opens blob, read from key (see open), and calls use with the
+// plaintext, which is valid only until use returns: use must copy what it
+// keeps, as encoding.BinaryUnmarshaler and encoding/json do.
+func (v *Vault) withOpen(key string, blob []byte, use func(plain []byte) error) error {
+	buf := openBuffers.Get().(*openBuffer)
+	plain, err := v.open(key, blob, buf)
+	if err == nil {
+		err = use(plain)
+	}
+	clear(plain) // the plaintext holds tokens: do not leave it in the pool
+	if cap(plain) <= 64<<10 {
+		buf.plain = plain[:0]
+		openBuffers.Put(buf)
+	}
+	return err
+}
+
 // open decrypts what seal wrote under any of the vault's keys, or a value
-// from before key ids.
-func (v *Vault) open(key string, blob []byte) ([]byte, error) {
+// from before key ids, into buf.plain (which it returns, grown if need
+// be) on success.
+func (v *Vault) open(key string, blob []byte, buf *openBuffer) ([]byte, error) {
 	ns, overhead := v.keys[0].aead.NonceSize(), v.keys[0].aead.Overhead()
 	if len(blob) >= headerSize+ns+overhead && blob[0] == sealFormat {
-		ad := additionalData(blob[:headerSize], key)
+		buf.ad = append(append(buf.ad[:0], blob[:headerSize]...), key...)
 		nonce, ct := blob[headerSize:headerSize+ns], blob[headerSize+ns:]
 		for _, s := range v.keys {
 			if !bytes.Equal(s.id[:], blob[1:headerSize]) {
 				continue
 			}
-			if plain, err := s.aead.Open(nil, nonce, ct, ad); err == nil {
+			if plain, err := s.aead.Open(buf.plain[:0], nonce, ct, buf.ad); err == nil {
 				return plain, nil
 			}
 		}
@@ -95,13 +122,14 @@ func (v *Vault) open(key string, blob []byte) ([]byte, error) {
 	// A value from before key ids (its first byte is random: it may look
 	// like sealFormat by chance).
 	if len(blob) >= ns+overhead {
+		buf.ad = append(buf.ad[:0], key...)
 		for _, s := range v.keys {
-			if plain, err := s.aead.Open(nil, blob[:ns], blob[ns:], []byte(key)); err == nil {
+			if plain, err := s.aead.Open(buf.plain[:0], blob[:ns], blob[ns:], buf.ad); err == nil {
 				return plain, nil
 			}
 		}
 	}
-	return nil, errSealed
+	return buf.plain[:0], errSealed
 }
 
 func additionalData(header []byte, key string) []byte {

@@ -242,14 +242,30 @@ func (v *Vault) EmbeddedURL() string {
 
 // Key layout. Ids are hashed so that a dump of Redis does not reveal the
 // session cookie's value or a login's state.
-func (v *Vault) sessionKey(sid string) string { return v.prefix + "s:" + hashID(sid) }
-func (v *Vault) loginKey(state string) string { return v.prefix + "l:" + hashID(state) }
-func (v *Vault) lockKey(sid string) string    { return v.prefix + "lock:" + hashID(sid) }
-func (v *Vault) bucketKey(sid string) string  { return v.prefix + "f:" + hashID(sid) }
+func (v *Vault) sessionKey(sid string) string { return v.hashedKey("s:", sid) }
+func (v *Vault) loginKey(state string) string { return v.hashedKey("l:", state) }
+func (v *Vault) lockKey(sid string) string    { return v.hashedKey("lock:", sid) }
+func (v *Vault) bucketKey(sid string) string  { return v.hashedKey("f:", sid) }
 
 func hashID(id string) string {
 	sum := sha256.Sum256([]byte(id))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// hashedKey is v.prefix + kind + hashID(id), built with one allocation
+// (the session key is built on every token request).
+func (v *Vault) hashedKey(kind, id string) string {
+	var buf [128]byte
+	var idBuf [64]byte
+	src := idBuf[:0]
+	if len(id) <= len(idBuf) {
+		src = idBuf[:copy(idBuf[:], id)] // on the stack: a session id is 43 bytes
+	} else {
+		src = []byte(id)
+	}
+	sum := sha256.Sum256(src)
+	b := append(append(buf[:0], v.prefix...), kind...)
+	return string(base64.RawURLEncoding.AppendEncode(b, sum[:]))
 }
 
 // store seals val for key and SETs it with a millisecond TTL.
@@ -299,18 +315,21 @@ func (v *Vault) load(ctx context.Context, key string, del bool, op string, val a
 // decode opens blob, read from key, into val. A value that does not open
 // or decode is ErrNotFound.
 func (v *Vault) decode(key string, blob []byte, op string, val any) error {
-	plain, err := v.open(key, blob)
-	if err != nil {
+	opened := false
+	err := v.withOpen(key, blob, func(plain []byte) error {
+		opened = true
+		// Both copy what they keep from plain (withOpen lends it).
+		if u, ok := val.(encoding.BinaryUnmarshaler); ok && (len(plain) == 0 || plain[0] != '{') {
+			return u.UnmarshalBinary(plain)
+		}
+		return json.Unmarshal(plain, val) // records written before the binary form
+	})
+	switch {
+	case !opened:
 		// The cause (wrong key, tampering, a value moved from another key)
 		// is deliberately not told apart: none of it is for a log line.
 		return fmt.Errorf("vault: %s: stored value does not authenticate: %w", op, ErrNotFound)
-	}
-	if u, ok := val.(encoding.BinaryUnmarshaler); ok && (len(plain) == 0 || plain[0] != '{') {
-		err = u.UnmarshalBinary(plain)
-	} else {
-		err = json.Unmarshal(plain, val) // records written before the binary form
-	}
-	if err != nil {
+	case err != nil:
 		return fmt.Errorf("vault: %s: stored value does not decode: %w", op, ErrNotFound)
 	}
 	return nil

@@ -31,6 +31,11 @@ type run struct {
 
 func (r run) rps() float64 { return float64(r.n) / r.elapsed.Seconds() }
 
+// cpuPerRequest is the server process's CPU per successful request, in µs.
+func (r run) cpuPerRequest() float64 {
+	return float64(r.cpu) / float64(time.Microsecond) / float64(max(r.n, 1))
+}
+
 // merge adds o's counts, time and latencies to r and recomputes the
 // percentiles.
 func (r *run) merge(o run) {
