@@ -37,7 +37,7 @@ func (v *Vault) PutDiscovery(ctx context.Context, issuer string, d *Discovery) e
 // authenticate).
 func (v *Vault) GetDiscovery(ctx context.Context, issuer string) (*Discovery, error) {
 	var d Discovery
-	if err := v.load(ctx, v.discoveryKey(issuer), false, "get discovery", &d); err != nil {
+	if err := v.load(ctx, v.discoveryKey(issuer), "get discovery", &d); err != nil {
 		return nil, err
 	}
 	return &d, nil

@@ -140,7 +140,7 @@ func New(client redis.UniversalClient, key []byte, opts ...Option) (*Vault, erro
 func (v *Vault) Get(ctx context.Context, sid string) (*Record, error) {
 	key := v.sessionKey(sid)
 	var rec Record
-	if err := v.load(ctx, key, false, "get session", &rec); err != nil {
+	if err := v.load(ctx, key, "get session", &rec); err != nil {
 		return nil, err
 	}
 	return &rec, nil
@@ -289,17 +289,11 @@ func (v *Vault) store(ctx context.Context, key, id string, val any, ttl time.Dur
 	return v.rdb.Set(ctx, key, v.seal(key, plain), ttl).Err()
 }
 
-// load GETs (or GETDELs) key and opens it into val. A missing key, or a
+// load GETs key and opens it into val. A missing key, or a
 // value that does not open or decode, is ErrNotFound; anything else is a
 // Redis failure, wrapped with op.
-func (v *Vault) load(ctx context.Context, key string, del bool, op string, val any) error {
-	var cmd *redis.StringCmd
-	if del {
-		cmd = v.rdb.GetDel(ctx, key)
-	} else {
-		cmd = v.rdb.Get(ctx, key)
-	}
-	blob, err := cmd.Bytes()
+func (v *Vault) load(ctx context.Context, key string, op string, val any) error {
+	blob, err := v.rdb.Get(ctx, key).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return ErrNotFound
 	}
