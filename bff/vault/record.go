@@ -72,13 +72,20 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 	}
 	v1, v3 := b[0] == recordV1, b[0] == recordV3
 	b = b[1:]
+	// One copy of the whole encoding: every string below is a slice of it
+	// (one allocation instead of one a field, on the path every
+	// /bff/token request takes). pos is where b starts in src.
+	src, pos := string(b), 0
+	str := func(dst *string, k int, n uint64) {
+		*dst = src[pos+k : pos+k+int(n)]
+		b, pos = b[k+int(n):], pos+k+int(n)
+	}
 	for _, dst := range [...]*string{&r.AccessToken, &r.TokenType, &r.RefreshToken, &r.Scope, &r.Subject, &r.Name} {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || n > uint64(len(b)-k) {
 			return errRecordFormat
 		}
-		*dst = string(b[k : k+int(n)])
-		b = b[k+int(n):]
+		str(dst, k, n)
 	}
 	times := [...]*time.Time{&r.IssuedAt, &r.Expiry, &r.RefreshExpiry, &r.Created, &r.LastUsed}
 	r.LastUsed, r.Forced, r.ProviderSID = time.Time{}, false, ""
@@ -97,7 +104,7 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 		if n != 0 {
 			*dst = time.Unix(0, n).UTC()
 		}
-		b = b[k:]
+		b, pos = b[k:], pos+k
 	}
 	if !v1 {
 		flags, k := binary.Uvarint(b)
@@ -105,15 +112,14 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 			return errRecordFormat
 		}
 		r.Forced = flags&flagForced != 0
-		b = b[k:]
+		b, pos = b[k:], pos+k
 	}
 	if v3 {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || n == 0 || n > uint64(len(b)-k) {
 			return errRecordFormat
 		}
-		r.ProviderSID = string(b[k : k+int(n)])
-		b = b[k+int(n):]
+		str(&r.ProviderSID, k, n)
 	}
 	if len(b) != 0 {
 		return errRecordFormat
