@@ -325,6 +325,9 @@ func TestLogout(t *testing.T) {
 		src := &fakeSource{reply: issuing(600, 60)}
 		c, rec := newClient(t, src)
 		mustToken(t, c, "tok-1")
+		// The flight wakes its callers, then emits "token": let it finish,
+		// as it does in a browser (one thread) before the page can act.
+		synctest.Wait()
 		c.Logout()
 		wantCached(t, c, "")
 		var re *ReconnectError
