@@ -114,7 +114,7 @@ test: deps vet web example-deps
 FUZZTIME ?= 4000x
 FUZZ := ./bff:FuzzReturnTo ./bff:FuzzExtensionReturnTo ./bff:FuzzTokenBody ./bff:FuzzCallbackQuery ./bff:FuzzSessionCookie \
         ./bff:FuzzTokenJSON ./bff:FuzzCookieValue \
-        ./bff/provider:FuzzTokenResponse
+        ./bff/provider:FuzzTokenResponse ./bff/vault:FuzzRecordBinary
 fuzz:
 	@for t in $(FUZZ); do pkg=$${t%%:*}; fn=$${t#*:}; \
 	  echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
