@@ -162,13 +162,18 @@ type throttledKeys struct {
 	fetched time.Time
 }
 
-// VerifySignature implements oidc.KeySet.
-func (k *throttledKeys) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
+// joseSigningAlgs are signingAlgs as go-jose names them.
+var joseSigningAlgs = func() []jose.SignatureAlgorithm {
 	algs := make([]jose.SignatureAlgorithm, len(signingAlgs))
 	for i, a := range signingAlgs {
 		algs[i] = jose.SignatureAlgorithm(a)
 	}
-	jws, err := jose.ParseSigned(raw, algs)
+	return algs
+}()
+
+// VerifySignature implements oidc.KeySet.
+func (k *throttledKeys) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
+	jws, err := jose.ParseSigned(raw, joseSigningAlgs)
 	if err != nil {
 		return nil, fmt.Errorf("malformed jws: %w", err)
 	}
@@ -185,7 +190,10 @@ func (k *throttledKeys) VerifySignature(ctx context.Context, raw string) ([]byte
 		return nil, errors.New("no key verifies the signature")
 	}
 	k.fetched = time.Now()
-	keys, err := k.fetch(ctx)
+	// Not the request's context: a sender that hangs up must not cancel
+	// the one fetch of this interval (the provider's client has its own
+	// timeout), or a loop of forged tokens could keep new keys out.
+	keys, err := k.fetch(context.WithoutCancel(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("fetching the JWKS: %w", err)
 	}
