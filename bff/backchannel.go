@@ -3,6 +3,7 @@ package bff
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"mime"
 	"net/http"
 	"strconv"
@@ -57,13 +58,7 @@ func (s *Handler) handleBackchannel(c *gin.Context) {
 		writeError(c, wire.ErrNotFound, "", "the provider sends no back-channel logout that could be verified (no OpenID Connect JWKS)")
 		return
 	case err != nil:
-		// At most one line per logRefusedEvery: made-up tokens cost the
-		// sender a request each, and must not cost the logs a line each
-		// (the metric counts them all).
-		if now := time.Now().UnixNano(); now-s.refusedLog.Load() >= int64(logRefusedEvery) {
-			s.refusedLog.Store(now)
-			s.log.Info("backchannel: a logout token was refused (at most one such line every 10 s)", "err", err)
-		}
+		s.logRefused(ctx, slog.LevelInfo, "backchannel: a logout token was refused (at most one such line every 10 s)", "err", err)
 		s.backchannelInvalid(c, "the logout token is not valid")
 		return
 	}
@@ -76,7 +71,7 @@ func (s *Handler) handleBackchannel(c *gin.Context) {
 	}
 	if !first {
 		s.metrics.backchannel.WithLabelValues("replay").Inc()
-		s.log.Warn("backchannel: a logout token was replayed", "subject", tok.Subject)
+		s.logRefused(ctx, slog.LevelWarn, "backchannel: a logout token was replayed (at most one such line every 10 s)", "subject", tok.Subject)
 		writeError(c, wire.ErrInvalidRequest, "", "the logout token was used before")
 		return
 	}
@@ -124,4 +119,16 @@ func logoutTokenOf(r *http.Request) (string, bool) {
 		return "", false
 	}
 	return v[0], true
+}
+
+// logRefused logs a refused logout token, at most one line per
+// logRefusedEvery for the process whatever the number of senders:
+// made-up or replayed tokens cost the sender a request each and must not
+// cost the logs a line each (the metric counts them all).
+func (s *Handler) logRefused(ctx context.Context, level slog.Level, msg string, args ...any) {
+	last, now := s.refusedLog.Load(), time.Now().UnixNano()
+	if now-last < int64(logRefusedEvery) || !s.refusedLog.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Log(ctx, level, msg, args...)
 }

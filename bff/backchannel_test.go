@@ -354,8 +354,8 @@ func TestBackchannelFloodWritesNothing(t *testing.T) {
 			if real {
 				redisURL = "redis://" + redistest.Start(t).Addr
 			}
-			devLog := &logbuf.Buffer{}
-			s := newStack(t, stackOptions{redisURL: redisURL, tune: func(c *Config) { c.Logger = discardLogger() },
+			devLog, bffLog := &logbuf.Buffer{}, &logbuf.Buffer{}
+			s := newStack(t, stackOptions{redisURL: redisURL, tune: func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(bffLog, nil)) },
 				devTune: func(c *devprovider.Config) { c.Logger = slog.New(slog.NewTextHandler(devLog, nil)) }})
 			addr := s.redisAddr(redisURL)
 			user := s.newBrowser()
@@ -365,6 +365,7 @@ func TestBackchannelFloodWritesNothing(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := measureRedis(t, addr, real)
+			start := time.Now()
 			var wg sync.WaitGroup
 			var bad atomic.Int64
 			for w := range 8 {
@@ -388,6 +389,11 @@ func TestBackchannelFloodWritesNothing(t *testing.T) {
 			wg.Wait()
 			if bad.Load() > 0 {
 				t.Fatalf("%d of 2,000 forged tokens were not 400", bad.Load())
+			}
+			// Nor the logs a line each: one per logRefusedEvery at most.
+			lines, allowed := strings.Count(bffLog.String(), "a logout token was refused"), 1+int(time.Since(start)/logRefusedEvery)
+			if lines < 1 || lines > allowed {
+				t.Errorf("the flood logged %d refusals in %v; want 1 to %d", lines, time.Since(start).Round(time.Millisecond), allowed)
 			}
 			after := measureRedis(t, addr, real)
 			t.Logf("%s: before %d keys, %d B; after 2,000 forged logout tokens %d keys, %d B", name, before.keys, before.keyBytes, after.keys, after.keyBytes)

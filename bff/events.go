@@ -147,7 +147,7 @@ func (s *Handler) handleEvents(c *gin.Context) {
 	var ended *vault.EndedError
 	switch {
 	case errors.As(err, &ended):
-		reason := endingReason(ended.Reason)
+		reason := knownReason(ended.Reason)
 		s.endCookie(c, reason)
 		s.streamEnded(c, reason)
 		return
@@ -182,7 +182,7 @@ func (s *Handler) stream(c *gin.Context, x *vault.Watch) {
 	for {
 		select {
 		case e := <-x.C:
-			sw.sessionEnded(endingReason(e.Reason))
+			sw.sessionEnded(knownReason(e.Reason))
 			s.metrics.eventsSent.WithLabelValues(wire.EventSessionEnded).Inc()
 			return
 		case <-tick.C:
@@ -237,17 +237,6 @@ func (sw sseWriter) write(field string) bool {
 func (sw sseWriter) sessionEnded(reason string) {
 	data, _ := json.Marshal(wire.SessionEnded{Reason: reason})
 	sw.write("event: " + wire.EventSessionEnded + "\ndata: " + string(data) + "\n\n")
-}
-
-// endingReason is the wire reason of a vault ending: the tombstone's
-// reason when the contract knows it, else no_session (as POST /bff/token
-// would answer for that session).
-func endingReason(r string) string {
-	switch r {
-	case wire.ReasonRevoked, wire.ReasonExpired, wire.ReasonSignedOut:
-		return r
-	}
-	return wire.ReasonNoSession
 }
 
 // sameOrigin reports whether r comes from the app's own pages: an Origin

@@ -3,7 +3,6 @@ package bff
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -50,24 +49,7 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 // mln is not nil, h's metrics (GET /metrics) on mln. Both stop together:
 // when one fails, the other is shut down too.
 func ServeWithMetrics(ctx context.Context, ln, mln net.Listener, h *Handler) error {
-	if mln == nil {
-		return Serve(ctx, ln, h)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", h.MetricsHandler())
-	merr := make(chan error, 1)
-	go func() {
-		merr <- Serve(ctx, mln, mux)
-		cancel()
-	}()
-	err := Serve(ctx, ln, h)
-	cancel()
-	if e := <-merr; err == nil && e != nil {
-		err = fmt.Errorf("metrics listener: %w", e)
-	}
-	return err
+	return ServeListeners(ctx, &Listeners{App: ln, Metrics: mln}, h)
 }
 
 // NewLogger builds a process logger: JSON when format is "json", else

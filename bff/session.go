@@ -26,8 +26,8 @@ func (s *Handler) handleSession(c *gin.Context) {
 		// back-channel logout, the admin): its tombstone says why.
 		reason := wire.ReasonNoSession
 		var ee *vault.EndedError
-		if errors.As(err, &ee) && (ee.Reason == wire.ReasonRevoked || ee.Reason == wire.ReasonExpired || ee.Reason == wire.ReasonSignedOut) {
-			reason = ee.Reason
+		if errors.As(err, &ee) {
+			reason = knownReason(ee.Reason)
 		}
 		c.JSON(http.StatusOK, wire.SessionResponse{Reason: reason})
 		return
@@ -73,7 +73,15 @@ func (s *Handler) endCookie(c *gin.Context, reason string) {
 // endedReason is the reason the cookie's session ended, or
 // wire.ReasonNoSession when it names none.
 func endedReason(c *gin.Context) string {
-	switch r, _ := sessions.Default(c).Get(keyEnded).(string); r {
+	r, _ := sessions.Default(c).Get(keyEnded).(string)
+	return knownReason(r)
+}
+
+// knownReason is r when it is a reason of the contract a session can end
+// for (revoked, expired, signed_out), else wire.ReasonNoSession: what a
+// cookie or a tombstone says, as the browser is told it.
+func knownReason(r string) string {
+	switch r {
 	case wire.ReasonRevoked, wire.ReasonExpired, wire.ReasonSignedOut:
 		return r
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/gin-contrib/sessions"
 	"github.com/gin-gonic/gin"
-	gsessions "github.com/gorilla/sessions"
 
 	"github.com/tetherauth/tether/bff/refresh"
 	"github.com/tetherauth/tether/shared/wire"
@@ -43,7 +42,7 @@ func (s *Handler) handleToken(c *gin.Context) {
 		// No session, or one that ended: say which, as the tab that saw
 		// it end was told.
 		s.metrics.tokenRequests.WithLabelValues("reconnect").Inc()
-		reason := endedReasonOf(ended)
+		reason := knownReason(ended)
 		writeError(c, wire.ErrReconnectRequired, reason, reconnectMessage(reason))
 		return
 	}
@@ -59,7 +58,7 @@ func (s *Handler) handleToken(c *gin.Context) {
 		}
 		if code == wire.ErrReconnectRequired {
 			if reason == wire.ReasonNoSession {
-				s.clearSessionCookie(c.Writer, c.Request)
+				s.expireCookie(c.Writer)
 			} else {
 				s.writeEndedCookie(c.Writer, c.Request, reason)
 			}
@@ -74,27 +73,6 @@ func (s *Handler) handleToken(c *gin.Context) {
 	}
 	r := s.tokenResponse(res)
 	writeTokenResponse(c, &r)
-}
-
-// clearSessionCookie deletes the session cookie as clearCookie does,
-// without the session middleware.
-func (s *Handler) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
-	sess := gsessions.NewSession(s.cookies, s.cookieName)
-	sess.Options = &gsessions.Options{Path: "/", MaxAge: -1, Secure: s.cfg.secureCookies(), HttpOnly: true, SameSite: http.SameSiteLaxMode}
-	if err := s.cookies.Save(r, w, sess); err != nil {
-		s.log.Warn("clearing the session cookie", "err", err)
-	}
-}
-
-// endedReasonOf is the reason a session cookie that names no session
-// gives (see endCookie), or wire.ReasonNoSession when it gives none that
-// is known.
-func endedReasonOf(ended string) string {
-	switch ended {
-	case wire.ReasonRevoked, wire.ReasonExpired, wire.ReasonSignedOut:
-		return ended
-	}
-	return wire.ReasonNoSession
 }
 
 // reconnectMessage is the message of a reconnect_required answer made

@@ -50,10 +50,6 @@ type LogoutToken struct {
 	RememberFor time.Duration
 }
 
-// SupportsBackchannel reports whether VerifyLogoutToken can work: the
-// provider has a JWKS from discovery.
-func (p *Provider) SupportsBackchannel() bool { return p.logout != nil }
-
 // VerifyLogoutToken checks a back-channel logout token as OpenID Connect
 // Back-Channel Logout 1.0 (section 2.6) says: a JWS signed by one of the
 // provider's keys (its JWKS, as for ID tokens), iss the provider's, aud
