@@ -56,7 +56,9 @@ var (
 	// ARGV[2] ms, or for the key's remaining life if that is shorter, but
 	// at least ARGV[3] ms; unless the key already holds a tombstone (prefix
 	// ARGV[4]), which stands, or holds nothing and ARGV[5] is "1" (end
-	// only a live session), when nothing is written. It returns {1, the
+	// only a live session), when nothing is written. When it writes, it
+	// publishes ARGV[7] on channel ARGV[6] (the announcement every
+	// replica's event streams hear, events.go) in the same round trip. It returns {1, the
 	// value replaced or false} when it wrote, {0, the tombstone in force}
 	// when the session had ended, {2} when there was nothing to end.
 	endScript = redis.NewScript(`
@@ -73,6 +75,7 @@ if left > 0 and left < ttl then
 	ttl = math.max(left, tonumber(ARGV[3]))
 end
 redis.call("SET", KEYS[1], ARGV[1], "PX", string.format("%d", ttl))
+redis.call("PUBLISH", ARGV[6], ARGV[7])
 return {1, cur}`)
 
 	// updateScript writes ARGV[1] for ARGV[3] ms only if the key holds a
@@ -140,14 +143,12 @@ func (v *Vault) endSession(ctx context.Context, hid, reason string, ttl time.Dur
 		live = "1"
 	}
 	key := v.prefix + "s:" + hid
-	res, err := endScript.Run(ctx, v.rdb, []string{key}, tombstonePrefix+reason, ms, floor, tombstonePrefix, live).Slice()
+	res, err := endScript.Run(ctx, v.rdb, []string{key}, tombstonePrefix+reason, ms, floor, tombstonePrefix, live,
+		v.prefix+endedChannel, hid+" "+reason).Slice()
 	if err != nil {
 		return "", nil, fmt.Errorf("vault: end session: %w", err)
 	}
 	code, _ := res[0].(int64)
-	if code == 1 {
-		v.announceEnded(ctx, hid, reason) // to every replica's event streams (events.go)
-	}
 	switch code {
 	case 0: // it had ended
 		prev, _ := res[1].(string)

@@ -37,12 +37,11 @@ const (
 // a new subscription when its PONG does not come within pingEvery; after
 // an error, a pause that doubles from retryMin to retryMax.
 const (
-	pingEvery       = 30 * time.Second
-	retryMin        = 50 * time.Millisecond
-	retryMax        = 2 * time.Second
-	announceTimeout = 2 * time.Second
-	recheckBatch    = 256
-	recheckTimeout  = 5 * time.Second
+	pingEvery      = 30 * time.Second
+	retryMin       = 50 * time.Millisecond
+	retryMax       = 2 * time.Second
+	recheckBatch   = 256
+	recheckTimeout = 5 * time.Second
 )
 
 // ErrTooManyWatches reports that Watch refused a watch: the session, or
@@ -127,17 +126,6 @@ func (v *Vault) Watcher(cfg WatcherConfig) *Watcher {
 		watches: make(map[string][]*Watch),
 		recheck: make(chan struct{}, 1),
 	}
-}
-
-// announceEnded publishes that the session whose hashed id is hid ended
-// for reason. It is best effort: the tombstone is what counts, and a
-// Watcher that missed the announcement finds the tombstone when it reads
-// its sessions back. It does not depend on ctx's cancellation (a caller
-// that hung up after the tombstone was written still has it announced).
-func (v *Vault) announceEnded(ctx context.Context, hid, reason string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), announceTimeout)
-	defer cancel()
-	v.rdb.Publish(ctx, v.prefix+endedChannel, hid+" "+reason)
 }
 
 // Watch watches session sid until Stop: its Ending arrives on the watch's
