@@ -263,6 +263,7 @@ func TestExtension(t *testing.T) {
 	id := extensionID(t, manifest)
 	origin := "chrome-extension://" + id
 	s := startStack(t, stackOptions{extensions: []string{origin}})
+	t.Cleanup(func() { assertLogsClean(t, s) }) // no token, secret or JWT in any server log
 	dir, built := buildExtension(t, s)
 	if built != id {
 		t.Fatalf("the built extension's id %s is not %s", built, id)

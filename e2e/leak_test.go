@@ -116,6 +116,14 @@ func TestRefreshTokenNeverReachesBrowser(t *testing.T) {
 	if storage["document.cookie"] != "" || storage["localStorage.length"] != "0" || storage["sessionStorage.length"] != "0" || storage["indexedDB"] != "0" {
 		t.Errorf("storage the page can read: %v; want empty", storage)
 	}
+	assertLogsClean(t, s)
+}
+
+// assertLogsClean fails the test when the servers' logs hold a token (the
+// dev provider's refresh or access tokens), the client secret or a JWT
+// (an ID token, a logout token).
+func assertLogsClean(t *testing.T, s *stack) {
+	t.Helper()
 	logs := s.logs.String()
 	for _, n := range []string{devprovider.PrefixRefreshToken, devprovider.PrefixAccessToken, devprovider.DefaultClientSecret} {
 		if strings.Contains(logs, n) {

@@ -96,6 +96,7 @@ func TestLiveBannerInTwoTabs(t *testing.T) {
 
 func liveBanner(t *testing.T, o stackOptions, end func(t *testing.T, s *stack, p *page)) {
 	s := startStack(t, o)
+	t.Cleanup(func() { assertLogsClean(t, s) }) // no token, secret or JWT in any server log
 	tab1 := newTab(t)
 	p1 := openPage(t, tab1, s)
 	p1.login(false)
