@@ -42,20 +42,79 @@ func (r *run) merge(o run) {
 	r.target, r.conc = o.target, o.conc
 	r.n, r.errs, r.elapsed, r.cpu = r.n+o.n, r.errs+o.errs, r.elapsed+o.elapsed, r.cpu+o.cpu
 	r.lat = append(r.lat, o.lat...)
+	r.percentiles()
+}
+
+// percentiles sorts the latencies and sets p50 and p99 from them.
+func (r *run) percentiles() {
 	slices.Sort(r.lat)
 	if len(r.lat) > 0 {
 		r.p50, r.p99 = r.lat[len(r.lat)/2], r.lat[len(r.lat)*99/100]
 	}
 }
 
-// hammer sends method requests to u from conc workers, each with one of the cookies, for
-// warm (not measured) and then d, over keep-alive connections. Every
-// answer must be 200; others are counted as errors. With a pid, the
-// result has that process's CPU time over the measured phase.
+// ratios are one target's figures over the reference's.
+type ratios struct{ throughput, p99, cpu float64 }
+
+func ratiosOf(t, ref run) ratios {
+	return ratios{
+		throughput: t.rps() / ref.rps(),
+		p99:        float64(t.p99) / float64(ref.p99),
+		cpu:        t.cpuPerRequest() / ref.cpuPerRequest(),
+	}
+}
+
+// medianRatios is each figure's median over the rounds (the mean of the
+// middle two for an even count).
+func medianRatios(rs []ratios) ratios {
+	med := func(f func(ratios) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		if len(v) == 0 {
+			return 0
+		}
+		return (v[(len(v)-1)/2] + v[len(v)/2]) / 2
+	}
+	return ratios{
+		throughput: med(func(r ratios) float64 { return r.throughput }),
+		p99:        med(func(r ratios) float64 { return r.p99 }),
+		cpu:        med(func(r ratios) float64 { return r.cpu }),
+	}
+}
+
+// spread says the range of each figure over the rounds.
+func spread(rs []ratios) string {
+	lo, hi := rs[0], rs[0]
+	for _, r := range rs[1:] {
+		lo = ratios{min(lo.throughput, r.throughput), min(lo.p99, r.p99), min(lo.cpu, r.cpu)}
+		hi = ratios{max(hi.throughput, r.throughput), max(hi.p99, r.p99), max(hi.cpu, r.cpu)}
+	}
+	return fmt.Sprintf("rounds: throughput %.2f–%.2fx, p99 %.2f–%.2fx, cpu %.2f–%.2fx",
+		lo.throughput, hi.throughput, lo.p99, hi.p99, lo.cpu, hi.cpu)
+}
+
+// hammer sends method requests to u from conc clients (loadConn), each
+// with one of the cookies, for warm (not measured) and then d, over
+// keep-alive connections. Every answer must be 200; others are counted as
+// errors. With a pid, the result has that process's CPU time over the
+// measured phase.
 func hammer(ctx context.Context, target, method, u string, cookies []string, conc int, warm, d time.Duration, pid int) run {
-	tr := &http.Transport{MaxIdleConnsPerHost: conc, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	clients := make([]loadConn, conc)
+	for w := range clients {
+		addr, req, err := loadRequest(method, u, cookies[w%len(cookies)])
+		if err != nil {
+			return run{target: target, conc: conc, errs: 1}
+		}
+		clients[w] = loadConn{addr: addr, req: req, deadline: time.Now().Add(warm + d + 30*time.Second)}
+	}
+	defer func() {
+		for w := range clients {
+			clients[w].close()
+		}
+	}()
 	phase := func(d time.Duration, record bool) run {
 		var (
 			wg      sync.WaitGroup
@@ -66,21 +125,14 @@ func hammer(ctx context.Context, target, method, u string, cookies []string, con
 		end := start.Add(d)
 		for w := range conc {
 			wg.Go(func() {
-				cookie := cookies[w%len(cookies)]
+				c := &clients[w]
 				for {
 					t0 := time.Now()
 					if t0.After(end) || ctx.Err() != nil {
 						return
 					}
-					req, _ := http.NewRequestWithContext(ctx, method, u, nil)
-					req.Header.Set(wire.HeaderCSRF, wire.CSRFValue)
-					req.Header.Set("Cookie", cookie)
-					resp, err := client.Do(req)
-					if err == nil {
-						io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
-					}
-					if err != nil || resp.StatusCode != http.StatusOK {
+					status, err := c.do()
+					if err != nil || status != http.StatusOK {
 						errs.Add(1)
 						continue
 					}
@@ -98,6 +150,7 @@ func hammer(ctx context.Context, target, method, u string, cookies []string, con
 	cpu0 := procCPU(pid)
 	r := phase(d, true)
 	r.cpu = procCPU(pid) - cpu0
+	r.percentiles()
 	return r
 }
 

@@ -90,7 +90,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "measured time of each hot-path run")
 	fs.DurationVar(&o.warm, "warm", 500*time.Millisecond, "warm-up before each hot-path run")
 	conc := fs.String("concurrency", "16,64", "comma-separated client concurrencies for the hot path")
-	fs.IntVar(&o.rounds, "rounds", 4, "interleaved runs per target and concurrency, summed")
+	fs.IntVar(&o.rounds, "rounds", 4, "interleaved runs per target and concurrency (the verdict is the median of their ratios)")
 	fs.IntVar(&o.stormSessions, "storm-sessions", 50, "sessions in the refresh storm")
 	fs.IntVar(&o.stormCalls, "storm-calls", 2000, "forced /bff/token calls in the refresh storm")
 	fs.IntVar(&o.stormInflight, "storm-inflight", 200, "storm calls in flight at once")
@@ -115,8 +115,8 @@ func parseFlags(args []string) (options, error) {
 	switch {
 	case o.duration <= 0 || o.duration > time.Minute:
 		return o, fmt.Errorf("tether-bench: -duration %v: want up to 1m", o.duration)
-	case o.rounds < 1 || o.rounds > 10:
-		return o, fmt.Errorf("tether-bench: -rounds %d: want 1 to 10", o.rounds)
+	case o.rounds < 1 || o.rounds > 30:
+		return o, fmt.Errorf("tether-bench: -rounds %d: want 1 to 30", o.rounds)
 	case o.stormSessions < 1 || o.stormCalls < o.stormSessions || o.stormInflight < 1:
 		return o, fmt.Errorf("tether-bench: the storm needs sessions ≥ 1, calls ≥ sessions, inflight ≥ 1")
 	case o.sessions < 0 || o.sessions > 100000 || o.loginBudget > 10*time.Minute:
@@ -196,7 +196,7 @@ func bench(ctx context.Context, o options, w io.Writer) error {
 		return err
 	}
 
-	fmt.Fprintf(w, "\n/bff/token hot path: valid token, %d sessions, keep-alive; per target %d interleaved runs of %v (after %v warm-up each), summed\n",
+	fmt.Fprintf(w, "\n/bff/token hot path: valid token, %d sessions, keep-alive; per target %d interleaved runs of %v (after %v warm-up each); ratios are the median of the runs' own\n",
 		len(st.cookies), o.rounds, o.duration, o.warm)
 	targets := []struct {
 		name, url string
@@ -209,23 +209,32 @@ func bench(ctx context.Context, o options, w io.Writer) error {
 	fmt.Fprintf(w, "%6s  %-10s %10s %9s %9s %12s %7s\n", "conc", "target", "req/s", "p50", "p99", "cpu µs/req", "errors")
 	for _, conc := range o.concurrency {
 		// ABBA order, summed: drift in the machine's load hits both alike.
+		// Each round's own ratios are kept too: their median is the
+		// verdict (a slow second on a shared machine moves one round's
+		// pair, not the whole sum).
 		var sum [2]run
+		var rounds []ratios
 		for round := range o.rounds {
 			order := []int{0, 1}
 			if round%2 == 1 {
 				order = []int{1, 0}
 			}
+			var pair [2]run
 			for _, t := range order {
-				sum[t].merge(hammer(ctx, targets[t].name, http.MethodPost, targets[t].url, st.cookies, conc, o.warm, o.duration, targets[t].pid))
+				pair[t] = hammer(ctx, targets[t].name, http.MethodPost, targets[t].url, st.cookies, conc, o.warm, o.duration, targets[t].pid)
+				sum[t].merge(pair[t])
 			}
+			rounds = append(rounds, ratiosOf(pair[0], pair[1]))
 		}
 		for _, r := range sum {
 			fmt.Fprintf(w, "%6d  %-10s %10.0f %9s %9s %12.1f %7d\n", r.conc, r.target, r.rps(), ms(r.p50), ms(r.p99), r.cpuPerRequest(), r.errs)
 		}
-		tp, lat, cpu := sum[0].rps()/sum[1].rps(), float64(sum[0].p99)/float64(sum[1].p99), sum[0].cpuPerRequest()/sum[1].cpuPerRequest()
+		m := medianRatios(rounds)
 		fmt.Fprintf(w, "%6d  %-10s %9.2fx %9s %8.2fx %11.2fx   target ≥ %.2fx throughput %s, p99 ≤ %.2fx %s, cpu ≤ %.2fx %s\n",
-			conc, "ratio", tp, "", lat, cpu, targetThroughput, verdict(tp >= targetThroughput),
-			targetP99, verdict(lat <= targetP99), targetCPU, verdict(cpu <= targetCPU))
+			conc, "ratio", m.throughput, "", m.p99, m.cpu, targetThroughput, verdict(m.throughput >= targetThroughput),
+			targetP99, verdict(m.p99 <= targetP99), targetCPU, verdict(m.cpu <= targetCPU))
+		all := ratiosOf(sum[0], sum[1])
+		fmt.Fprintf(w, "%6s  %-10s %s; of the sums %.2fx, p99 %.2fx, cpu %.2fx\n", "", "", spread(rounds), all.throughput, all.p99, all.cpu)
 	}
 
 	if !o.noProxy {
