@@ -22,6 +22,7 @@ import (
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -81,6 +82,7 @@ type Handler struct {
 	provider   oauthProvider
 	refresher  *refresh.Refresher
 	engine     *gin.Engine // built by ServeHTTP's first call (see Register)
+	tokenPath  string      // BasePath + /token, answered before the engine; "" when off
 	engineOnce sync.Once
 	metrics    *metrics
 	cookieName string
@@ -163,6 +165,9 @@ func newHandler(cfg Config, v sessionVault, p oauthProvider) *Handler {
 			Logger: cfg.Logger, Observer: m, Now: cfg.Now,
 		}),
 	}
+	if !cfg.TokenEndpointOff {
+		s.tokenPath = cfg.BasePath + routeToken
+	}
 	if cfg.secureCookies() {
 		s.cookieName = "__Host-tether_session"
 	}
@@ -193,6 +198,10 @@ func (c *Config) circuitName() string {
 // the first call: an application that mounts the routes on its router
 // (Register) never builds it.
 func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.tokenPath != "" && r.URL.Path == s.tokenPath && r.Method == http.MethodPost {
+		s.serveToken(w, r) // the hot path, before Gin's router (see serveToken)
+		return
+	}
 	s.engineOnce.Do(func() { s.engine = s.routes() })
 	s.engine.ServeHTTP(w, r)
 }
@@ -228,6 +237,12 @@ func (s *Handler) routes() *gin.Engine {
 	r.GET("/healthz", gin.WrapH(s.HealthHandler()))
 	r.GET("/readyz", gin.WrapH(s.ReadyHandler()))
 
+	if s.tokenPath != "" {
+		// ServeHTTP answers POST on this path before the engine; the
+		// route is here for what Gin says of the path's other methods
+		// (405) and its variants (a trailing slash: a redirect).
+		r.POST(s.tokenPath, s.ginToken)
+	}
 	s.mount(r.Group(s.cfg.BasePath))
 
 	r.NoMethod(func(c *gin.Context) {
@@ -253,10 +268,14 @@ var (
 // noStore marks every BFF answer uncacheable: they carry tokens or
 // per-user state.
 func noStore(c *gin.Context) {
-	h := c.Writer.Header()
+	setNoStore(c.Writer.Header())
+	c.Next()
+}
+
+// setNoStore sets noStore's headers on h.
+func setNoStore(h http.Header) {
 	h["Cache-Control"] = hdrNoStore
 	h["Pragma"] = hdrNoCache
-	c.Next()
 }
 
 // csrfHeader is wire.HeaderCSRF as net/http keys it.
@@ -266,12 +285,24 @@ var csrfHeader = http.CanonicalHeaderKey(wire.HeaderCSRF)
 // effect. A cross-site page cannot send that header without a CORS
 // preflight, which the BFF never grants.
 func requireCSRF(c *gin.Context) {
-	if v := c.Request.Header[csrfHeader]; len(v) == 0 || v[0] != wire.CSRFValue {
-		writeError(c, wire.ErrCSRFHeaderMissing, "", "send the header "+wire.HeaderCSRF+": "+wire.CSRFValue+" with every BFF request")
+	if !hasCSRF(c.Request) {
+		writeCSRFError(c.Writer)
 		c.Abort()
 		return
 	}
 	c.Next()
+}
+
+// hasCSRF reports whether r carries X-CSRF: 1.
+func hasCSRF(r *http.Request) bool {
+	v := r.Header[csrfHeader]
+	return len(v) != 0 && v[0] == wire.CSRFValue
+}
+
+// writeCSRFError refuses a request without X-CSRF: 1 and returns the
+// status it wrote.
+func writeCSRFError(w http.ResponseWriter) int {
+	return writeErrorTo(w, wire.ErrCSRFHeaderMissing, "", "send the header "+wire.HeaderCSRF+": "+wire.CSRFValue+" with every BFF request")
 }
 
 // recover turns a panic into a 500 without dumping the request (which
@@ -279,17 +310,24 @@ func requireCSRF(c *gin.Context) {
 func (s *Handler) recover(c *gin.Context) {
 	defer func() {
 		if v := recover(); v != nil {
-			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
-				panic(v)
-			}
-			s.log.Error("panic in handler", "path", c.Request.URL.Path, "panic", fmt.Sprint(v))
-			if !c.Writer.Written() {
-				writeError(c, wire.ErrInternal, "", "internal error")
-			}
+			s.recovered(c.Writer, c.Request, v, c.Writer.Written())
 			c.Abort()
 		}
 	}()
 	c.Next()
+}
+
+// recovered handles a handler's panic v: http.ErrAbortHandler goes on up
+// (net/http's way to abort an answer); anything else is logged by path
+// alone and answered 500, unless an answer was already written.
+func (s *Handler) recovered(w http.ResponseWriter, r *http.Request, v any, written bool) {
+	if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+		panic(v)
+	}
+	s.log.Error("panic in handler", "path", r.URL.Path, "panic", fmt.Sprint(v))
+	if !written {
+		writeErrorTo(w, wire.ErrInternal, "", "internal error")
+	}
 }
 
 // accessLog logs one line per request: never the query (it carries the
@@ -297,22 +335,43 @@ func (s *Handler) recover(c *gin.Context) {
 func (s *Handler) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
+	s.logRequest(c.Request, c.Writer.Status(), start)
+}
+
+// logRequest is the access log's line for r, answered status after
+// starting at start: at debug level, or warn for a 5xx.
+func (s *Handler) logRequest(r *http.Request, status int, start time.Time) {
 	level := slog.LevelDebug
-	if c.Writer.Status() >= 500 {
+	if status >= 500 {
 		level = slog.LevelWarn
 	}
-	if !s.log.Enabled(c.Request.Context(), level) {
+	if !s.log.Enabled(r.Context(), level) {
 		return // the usual case: no allocations for a line nobody keeps
 	}
-	s.log.Log(c.Request.Context(), level, "request",
-		"method", c.Request.Method, "path", c.Request.URL.Path,
-		"status", c.Writer.Status(), "duration", time.Since(start))
+	s.log.Log(r.Context(), level, "request",
+		"method", r.Method, "path", r.URL.Path,
+		"status", status, "duration", time.Since(start))
 }
 
 // writeError sends the one error shape of the contract.
 func writeError(c *gin.Context, code, reason, msg string) {
-	c.Header("Cache-Control", "no-store")
-	c.JSON(wire.Status(code), wire.ErrorBody{Error: code, Reason: reason, Message: msg})
+	writeErrorTo(c.Writer, code, reason, msg)
+}
+
+// writeErrorTo sends the one error shape of the contract, byte for byte
+// what Gin's c.JSON writes, and returns its status.
+func writeErrorTo(w http.ResponseWriter, code, reason, msg string) int {
+	status := wire.Status(code)
+	body, err := json.Marshal(wire.ErrorBody{Error: code, Reason: reason, Message: msg})
+	if err != nil {
+		panic(err) // three strings always marshal
+	}
+	h := w.Header()
+	h["Content-Type"] = hdrJSON
+	h["Cache-Control"] = hdrNoStore
+	w.WriteHeader(status)
+	w.Write(body)
+	return status
 }
 
 // randomKey returns 32 random bytes.

@@ -3,6 +3,7 @@ package bff
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -54,12 +55,16 @@ var errorPageCSP = func() string {
 // securityHeaders sets the headers every answer carries; the page and
 // error-page handlers replace the CSP with their own.
 func securityHeaders(c *gin.Context) {
-	h := c.Writer.Header()
+	setSecurityHeaders(c.Writer.Header())
+	c.Next()
+}
+
+// setSecurityHeaders sets securityHeaders' headers on h.
+func setSecurityHeaders(h http.Header) {
 	h["X-Content-Type-Options"] = hdrNosniff
 	h["Referrer-Policy"] = hdrNoReferrer
 	h["X-Frame-Options"] = hdrDeny
 	h["Content-Security-Policy"] = hdrAPICSP
-	c.Next()
 }
 
 // pageHeaders marks an answer as (part of) the page.

@@ -46,20 +46,19 @@ var (
 // of its own (Gin in debug mode lists Tether's routes among the
 // application's). Register may be called on several routers.
 func (s *Handler) Register(r gin.IRouter) {
-	s.mount(r.Group(s.cfg.BasePath, s.recover, securityHeaders, s.accessLog))
+	g := r.Group(s.cfg.BasePath)
+	if !s.cfg.TokenEndpointOff {
+		g.POST(routeToken, s.ginToken) // its middleware is its own (serveToken)
+	}
+	s.mount(g.Group("", s.recover, securityHeaders, s.accessLog))
 }
 
-// mount adds the BFF's routes, with their middleware, to g.
+// mount adds the BFF's routes but the token route, with their middleware,
+// to g.
 func (s *Handler) mount(g *gin.RouterGroup) {
 	// Server to server: no cookie, no X-CSRF (see backchannel.go).
 	g.POST(routeBackchan, noStore, s.handleBackchannel)
-	g.Use(noStore)
-	if !s.cfg.TokenEndpointOff {
-		// The hot path reads the cookie itself (sessionCookie), without
-		// the session middleware.
-		g.POST(routeToken, requireCSRF, s.handleToken)
-	}
-	g.Use(sessions.Sessions(s.cookieName, s.cookies))
+	g.Use(noStore, sessions.Sessions(s.cookieName, s.cookies))
 	g.GET(routeLogin, s.handleLogin)
 	g.GET(routeCallback, s.handleCallback)
 	g.GET(routeEvents, s.handleEvents) // the cookie and a same-origin check; EventSource sends no X-CSRF

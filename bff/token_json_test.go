@@ -98,7 +98,7 @@ func TestWriteTokenResponse(t *testing.T) {
 	}
 	want := answer(func(c *gin.Context) { c.JSON(http.StatusOK, r) })
 	for i := range 3 { // again, with a buffer from the pool
-		got := answer(func(c *gin.Context) { writeTokenResponse(c, &r) })
+		got := answer(func(c *gin.Context) { writeTokenResponse(c.Writer, &r) })
 		if got.Code != want.Code || got.Body.String() != want.Body.String() ||
 			got.Header().Get("Content-Type") != want.Header().Get("Content-Type") {
 			t.Fatalf("answer %d: %d %q %q; want %d %q %q", i, got.Code, got.Header().Get("Content-Type"), got.Body,
