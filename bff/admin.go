@@ -4,13 +4,11 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/tetherauth/tether/bff/admin"
 	"github.com/tetherauth/tether/bff/refresh"
-	"github.com/tetherauth/tether/bff/vault"
 )
 
 // AdminHandler serves the admin API (see package admin) for operators:
@@ -64,21 +62,18 @@ func (s *Handler) adminList(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusServiceUnavailable, "storage_unavailable", "the session store could not be reached")
 		return
 	}
-	out := admin.Sessions{Subject: subject, Sessions: []admin.Session{}}
+	recs, err := s.vault.GetHashed(ctx, ids)
+	if err != nil {
+		s.log.Error("admin: reading sessions", "err", err)
+		adminError(w, http.StatusServiceUnavailable, "storage_unavailable", "the session store could not be reached")
+		return
+	}
+	out := admin.Sessions{Subject: subject, Sessions: make([]admin.Session, 0, len(recs))}
 	now := s.cfg.Now()
-	for _, hid := range ids {
-		rec, ttl, err := s.vault.GetHashed(ctx, hid)
-		if errors.Is(err, vault.ErrNotFound) {
-			continue // ended or expired since it was listed
-		}
-		if err != nil {
-			s.log.Error("admin: reading a session", "err", err)
-			adminError(w, http.StatusServiceUnavailable, "storage_unavailable", "the session store could not be reached")
-			return
-		}
+	for _, r := range recs { // those that ended or expired since they were listed are left out
 		out.Sessions = append(out.Sessions, admin.Session{
-			ID: hid, Name: rec.Name, Created: unix(rec.Created), LastUsed: unix(rec.LastUsed),
-			ExpiresAt: now.Add(ttl).Unix(), AccessExpiresAt: unix(rec.Expiry),
+			ID: r.ID, Name: r.Record.Name, Created: unix(r.Record.Created), LastUsed: unix(r.Record.LastUsed),
+			ExpiresAt: now.Add(r.TTL).Unix(), AccessExpiresAt: unix(r.Record.Expiry),
 		})
 	}
 	adminJSON(w, out)

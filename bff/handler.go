@@ -52,7 +52,7 @@ type sessionVault interface {
 	Watcher(cfg vault.WatcherConfig) *vault.Watcher
 	MarkTokenSeen(ctx context.Context, issuer, jti string, ttl time.Duration) (bool, error)
 	ForgetTokenSeen(ctx context.Context, issuer, jti string) error
-	GetHashed(ctx context.Context, hid string) (*vault.Record, time.Duration, error)
+	GetHashed(ctx context.Context, hids []string) ([]vault.HashedRecord, error)
 	Close() error
 }
 

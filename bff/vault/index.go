@@ -146,35 +146,58 @@ func (v *Vault) indexed(ctx context.Context, key string) ([]string, error) {
 	return ids, nil
 }
 
-// GetHashed returns the record of the session whose hashed id is hid (as
-// SubjectSessions lists it) and how long Redis keeps it, with Get's
-// errors.
-func (v *Vault) GetHashed(ctx context.Context, hid string) (*Record, time.Duration, error) {
-	if !validHashedID(hid) {
-		return nil, 0, errors.New("vault: get session: not a hashed session id")
+// HashedRecord is a session's record found by its hashed id, and how
+// long Redis keeps it.
+type HashedRecord struct {
+	ID     string // the hashed id
+	Record *Record
+	TTL    time.Duration
+}
+
+// GetHashed returns the records of the sessions whose hashed ids are hids
+// (as SubjectSessions lists them), in their order, leaving out those that
+// ended, expired or do not open. It reads them in pipelined batches of
+// 256 (one round trip each), so a user with thousands of sessions is
+// listed in a few round trips.
+func (v *Vault) GetHashed(ctx context.Context, hids []string) ([]HashedRecord, error) {
+	for _, hid := range hids {
+		if !validHashedID(hid) {
+			return nil, errors.New("vault: get sessions: not a hashed session id")
+		}
 	}
-	key := v.prefix + "s:" + hid
-	pipe := v.rdb.Pipeline()
-	get := pipe.Get(ctx, key)
-	pttl := pipe.PTTL(ctx, key)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, 0, fmt.Errorf("vault: get session: %w", err)
+	out := make([]HashedRecord, 0, len(hids))
+	for len(hids) > 0 {
+		batch := hids[:min(len(hids), recheckBatch)]
+		hids = hids[len(batch):]
+		pipe := v.rdb.Pipeline()
+		gets := make([]*redis.StringCmd, len(batch))
+		ttls := make([]*redis.DurationCmd, len(batch))
+		for i, hid := range batch {
+			key := v.prefix + "s:" + hid
+			gets[i], ttls[i] = pipe.Get(ctx, key), pipe.PTTL(ctx, key)
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("vault: get sessions: %w", err)
+		}
+		for i, hid := range batch {
+			blob, err := gets[i].Bytes()
+			if errors.Is(err, redis.Nil) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("vault: get sessions: %w", err)
+			}
+			if endedError(blob) != nil {
+				continue
+			}
+			var rec Record
+			if v.decode(v.prefix+"s:"+hid, blob, "get sessions", &rec) != nil {
+				continue
+			}
+			out = append(out, HashedRecord{ID: hid, Record: &rec, TTL: max(ttls[i].Val(), 0)})
+		}
 	}
-	blob, err := get.Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, 0, ErrNotFound
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("vault: get session: %w", err)
-	}
-	if e := endedError(blob); e != nil {
-		return nil, 0, e
-	}
-	var rec Record
-	if err := v.decode(key, blob, "get session", &rec); err != nil {
-		return nil, 0, err
-	}
-	return &rec, max(pttl.Val(), 0), nil
+	return out, nil
 }
 
 // HashID returns the hashed form of session id sid, as the indexes and

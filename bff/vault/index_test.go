@@ -3,11 +3,44 @@ package vault
 import (
 	"context"
 	"errors"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
+
+// countingHook counts the pipelines and the single commands a client
+// sends, but for a new connection's set-up (HELLO, CLIENT SETINFO).
+type countingHook struct{ pipelines, commands *atomic.Int64 }
+
+func (countingHook) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) { return next(ctx, network, addr) }
+}
+
+func (h countingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !setUp(cmd) {
+			h.commands.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if !setUp(cmds[0]) {
+			h.pipelines.Add(1)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func setUp(cmd redis.Cmder) bool { return cmd.Name() == "hello" || cmd.Name() == "client" }
 
 // indexSuite is the part of the conformance suite about the session
 // indexes (SubjectSessions, ProviderSessions, EndHashed).
@@ -27,6 +60,57 @@ func indexSuite(t *testing.T, run func(string, func(*testing.T, *harness))) {
 		}
 		return keys
 	}
+
+	run("GetHashedInBatches", func(t *testing.T, h *harness) {
+		// 600 of carol's sessions: GetHashed reads them in 3 pipelines
+		// (256 a round trip), in order, leaving out those that ended,
+		// that were never there and that do not open.
+		var hids, want []string
+		for i := range 600 {
+			sid := "c" + strconv.Itoa(i)
+			r := rec("carol", "")
+			r.Name = sid
+			if err := h.v.Put(ctx, sid, r, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			hids = append(hids, HashID(sid))
+			switch {
+			case i%100 == 7:
+				if _, _, err := h.v.EndHashed(ctx, HashID(sid), "revoked", time.Hour); err != nil {
+					t.Fatal(err)
+				}
+			case i == 301:
+				if err := h.rdb.Set(ctx, DefaultPrefix+"s:"+HashID(sid), "not a sealed record", time.Hour).Err(); err != nil {
+					t.Fatal(err)
+				}
+			default:
+				want = append(want, sid)
+			}
+		}
+		hids = append(hids, HashID("never there"))
+		var pipelines, commands atomic.Int64
+		h.rdb.AddHook(countingHook{pipelines: &pipelines, commands: &commands})
+		got, err := h.v.GetHashed(ctx, hids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, g := range got {
+			names = append(names, g.Record.Name)
+			if g.ID != HashID(g.Record.Name) || g.TTL <= 0 || g.TTL > time.Hour || g.Record.Subject != "carol" {
+				t.Fatalf("GetHashed gave %+v for %s; want its hashed id, a TTL within the hour, carol", g, g.Record.Name)
+			}
+		}
+		if !slices.Equal(names, want) {
+			t.Fatalf("GetHashed gave %d records (%v…); want the %d live ones in order", len(names), names[:min(len(names), 5)], len(want))
+		}
+		if p, c := pipelines.Load(), commands.Load(); p != 3 || c != 0 {
+			t.Fatalf("GetHashed took %d pipelines and %d single commands for 601 ids; want 3 and 0", p, c)
+		}
+		if _, err := h.v.GetHashed(ctx, []string{HashID("a"), "s:not-a-hash"}); err == nil {
+			t.Fatal("GetHashed took an id that is not a hashed id")
+		}
+	})
 
 	run("IndexesFollowTheSessions", func(t *testing.T, h *harness) {
 		for sid, r := range map[string]*Record{
