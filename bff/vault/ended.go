@@ -142,7 +142,7 @@ func (v *Vault) endSession(ctx context.Context, hid, reason string, ttl time.Dur
 	if liveOnly {
 		live = "1"
 	}
-	key := v.prefix + "s:" + hid
+	key := v.sessionKeyOfHash(hid)
 	res, err := endScript.Run(ctx, v.rdb, []string{key}, tombstonePrefix+reason, ms, floor, tombstonePrefix, live,
 		v.prefix+endedChannel, hid+" "+reason).Slice()
 	if err != nil {

@@ -336,7 +336,7 @@ func (w *Watcher) readBack(ctx context.Context) error {
 		pipe := w.v.rdb.Pipeline()
 		cmds := make([]*redis.StringCmd, len(batch))
 		for i, hid := range batch {
-			cmds[i] = pipe.Get(bctx, w.v.prefix+"s:"+hid)
+			cmds[i] = pipe.Get(bctx, w.v.sessionKeyOfHash(hid))
 		}
 		_, err := pipe.Exec(bctx)
 		cancel()

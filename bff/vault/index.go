@@ -173,7 +173,7 @@ func (v *Vault) GetHashed(ctx context.Context, hids []string) ([]HashedRecord, e
 		gets := make([]*redis.StringCmd, len(batch))
 		ttls := make([]*redis.DurationCmd, len(batch))
 		for i, hid := range batch {
-			key := v.prefix + "s:" + hid
+			key := v.sessionKeyOfHash(hid)
 			gets[i], ttls[i] = pipe.Get(ctx, key), pipe.PTTL(ctx, key)
 		}
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -191,7 +191,7 @@ func (v *Vault) GetHashed(ctx context.Context, hids []string) ([]HashedRecord, e
 				continue
 			}
 			var rec Record
-			if v.decode(v.prefix+"s:"+hid, blob, "get sessions", &rec) != nil {
+			if v.decode(v.sessionKeyOfHash(hid), blob, "get sessions", &rec) != nil {
 				continue
 			}
 			out = append(out, HashedRecord{ID: hid, Record: &rec, TTL: max(ttls[i].Val(), 0)})

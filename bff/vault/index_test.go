@@ -305,3 +305,14 @@ func TestMarkTokenSeen(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionKeyOfHash: the key built from a hashed id (the indexes, the
+// admin, the watcher) is the key the session's own id names.
+func TestSessionKeyOfHash(t *testing.T) {
+	v := &Vault{prefix: "app:"}
+	for _, sid := range []string{"a", "9tX2-session-id", strings.Repeat("z", 100)} {
+		if got, want := v.sessionKeyOfHash(HashID(sid)), v.sessionKey(sid); got != want {
+			t.Errorf("sessionKeyOfHash(HashID(%q)) = %q; sessionKey = %q", sid, got, want)
+		}
+	}
+}

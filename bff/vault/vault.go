@@ -243,6 +243,11 @@ func (v *Vault) EmbeddedURL() string {
 // Key layout. Ids are hashed so that a dump of Redis does not reveal the
 // session cookie's value or a login's state.
 func (v *Vault) sessionKey(sid string) string { return v.hashedKey("s:", sid) }
+
+// sessionKeyOfHash is the key of the session whose hashed id is hid:
+// sessionKey(sid) == sessionKeyOfHash(hashID(sid)).
+func (v *Vault) sessionKeyOfHash(hid string) string { return v.prefix + "s:" + hid }
+
 func (v *Vault) loginKey(state string) string { return v.hashedKey("l:", state) }
 func (v *Vault) lockKey(sid string) string    { return v.hashedKey("lock:", sid) }
 func (v *Vault) bucketKey(sid string) string  { return v.hashedKey("f:", sid) }
