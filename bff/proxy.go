@@ -95,6 +95,9 @@ func newAPIProxy(s *Handler) *apiProxy {
 		}, []string{"route"}),
 	}
 	a.hot = newHotRecords(cfg.APISessionCache, s.refresher)
+	if a.hot != nil {
+		s.events.watcher.Listen(vault.Listener{Ended: a.hot.ended, Subscribed: a.hot.clearAll})
+	}
 	s.metrics.reg.MustRegister(a.requests, a.retries)
 	dialer := &net.Dialer{Timeout: cfg.APITimeout, KeepAlive: 30 * time.Second}
 	tr := &apiTransport{a: a, base: &http.Transport{
@@ -154,12 +157,13 @@ func (a *apiProxy) handle(c *gin.Context) {
 	if rec := a.hot.get(sid, now); rec != nil {
 		call.use(rec)
 	} else {
+		gen := a.hot.mark()
 		res, err := a.s.refresher.Token(r.Context(), sid, refresh.Want{})
 		if err != nil {
 			a.failRefresh(c, rt.name, err)
 			return
 		}
-		a.hot.put(sid, res, now)
+		a.hot.put(sid, res, now, gen)
 		call.use(res.Record)
 		if res.Degraded {
 			call.degraded = res.RetryAfter
@@ -450,13 +454,14 @@ func (t *apiTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return res, err
 	}
 	call := callOf(req.Context())
+	gen := t.a.hot.mark()
 	fresh, err := t.a.s.refresher.Token(req.Context(), call.sid, refresh.Want{Force: true, Rejected: call.token})
 	if err != nil {
 		t.a.hot.forget(call.sid)
 		res.Body.Close()
 		return nil, err // errorHandler answers for the engine
 	}
-	t.a.hot.put(call.sid, fresh, t.a.s.cfg.Now())
+	t.a.hot.put(call.sid, fresh, t.a.s.cfg.Now(), gen)
 	if !call.replayable || fresh.Record.AccessToken == call.token {
 		// Not replayable: the next request has the new token. The same
 		// token: a forced refresh issued it moments ago (the engine does

@@ -3,6 +3,7 @@ package bff
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/json"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/tetherauth/tether/bff/devprovider"
+	"github.com/tetherauth/tether/bff/refresh"
+	"github.com/tetherauth/tether/bff/vault"
 	"github.com/tetherauth/tether/shared/wire"
 )
 
@@ -946,8 +949,8 @@ func TestAPIProxyMetrics(t *testing.T) {
 // TestAPIProxySessionCache: a replica reuses a record it just read, never
 // past the refresh point and never a degraded one; a logout here drops
 // it at once (a stolen copy of the cookie gets signed_out and nothing goes
-// upstream); a logout through another replica is caught by the API's 401
-// within the cache's life, and without any upstream call after it.
+// upstream); a logout through another replica is announced and drops it
+// as soon as it is heard, with the same outcome.
 func TestAPIProxySessionCache(t *testing.T) {
 	t.Run("entries", func(t *testing.T) {
 		s := proxyStack(t, 1, nil, func(c *Config) { c.APISessionCache = time.Minute })
@@ -999,28 +1002,83 @@ func TestAPIProxySessionCache(t *testing.T) {
 		}
 	})
 	t.Run("logout through another replica", func(t *testing.T) {
+		// The other replica's logout is announced: this replica drops
+		// its entry at once (well within its minute), so the old
+		// cookie's next call reads the vault, gets signed_out, and
+		// nothing goes upstream.
 		s := proxyStack(t, 2, nil, func(c *Config) { c.APISessionCache = time.Minute })
 		b := s.newBrowser()
 		b.login(s.urls[0], "/")
+		sid := s.sid(b)
 		stolen := b.cookieHeader(s.urls[0])
 		if r := b.api("GET", s.urls[0]+"/bff/api/dev/me", nil, nil); r.status != 200 {
 			t.Fatalf("call = %d", r.status)
 		}
+		hot := s.bffs[0].api.hot
+		if hot.get(sid, s.clock.Now()) == nil {
+			t.Fatal("no record kept after a proxied call")
+		}
 		if code := b.jsonCall("POST", s.urls[1]+wire.PathLogout, nil); code != 204 {
 			t.Fatalf("logout = %d", code)
 		}
+		deadline := time.Now().Add(5 * time.Second)
+		for hot.get(sid, s.clock.Now()) != nil {
+			if time.Now().After(deadline) {
+				t.Fatal("the entry outlived the other replica's announced logout by 5 s")
+			}
+			time.Sleep(time.Millisecond)
+		}
 		before := s.dev.Stats()
-		r := b.api("GET", s.urls[0]+"/bff/api/dev/me", nil, map[string]string{"Cookie": stolen})
-		if r.status != 401 || r.err.Error != wire.ErrReconnectRequired {
-			t.Fatalf("the old cookie on the other replica: %d %+v; want 401 reconnect_required", r.status, r.err)
+		for range 2 {
+			r := b.api("GET", s.urls[0]+"/bff/api/dev/me", nil, map[string]string{"Cookie": stolen})
+			if r.status != 401 || r.err.Error != wire.ErrReconnectRequired || r.err.Reason != wire.ReasonSignedOut {
+				t.Fatalf("the old cookie on the other replica: %d %+v; want 401 reconnect_required signed_out", r.status, r.err)
+			}
 		}
-		mid := s.dev.Stats()
-		if n := mid.API401 - before.API401; n != 1 || mid.APIOK != before.APIOK {
-			t.Errorf("upstream: %d refusals, %d answers; want the revoked token refused once", n, mid.APIOK-before.APIOK)
+		if after := s.dev.Stats(); after.APIOK+after.API401 != before.APIOK+before.API401 {
+			t.Errorf("upstream: %d calls after the logout; want none", after.APIOK+after.API401-before.APIOK-before.API401)
 		}
-		r = b.api("GET", s.urls[0]+"/bff/api/dev/me", nil, map[string]string{"Cookie": stolen})
-		if r.status != 401 || mid.APIOK+mid.API401 != s.dev.Stats().APIOK+s.dev.Stats().API401 {
-			t.Errorf("again: %d; want 401 and no upstream call", r.status)
+	})
+	t.Run("announcements", func(t *testing.T) {
+		// A record read before an announcement and kept after it would
+		// outlive the ending: put keeps nothing when any came in
+		// between; a (re)subscription drops everything.
+		s := proxyStack(t, 1, nil, func(c *Config) { c.APISessionCache = time.Minute })
+		b := s.newBrowser()
+		b.login(s.urls[0], "/")
+		sid := s.sid(b)
+		hot := newHotRecords(time.Minute, s.bffs[0].refresher)
+		res, err := s.bffs[0].refresher.Token(context.Background(), sid, refresh.Want{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := s.clock.Now()
+		gen := hot.mark()
+		hot.ended(vault.HashID("someone else"))
+		if hot.put(sid, res, now, gen); hot.get(sid, now) != nil {
+			t.Fatal("a record read before an announcement was kept after it")
+		}
+		hot.put(sid, res, now, hot.mark())
+		if hot.get(sid, now) == nil {
+			t.Fatal("nothing kept without an announcement in between")
+		}
+		hot.ended(vault.HashID("someone else"))
+		if hot.get(sid, now) == nil {
+			t.Fatal("another session's announcement dropped this one")
+		}
+		hot.ended(vault.HashID(sid))
+		if hot.get(sid, now) != nil || len(hot.byHash) != 0 {
+			t.Fatal("its own announcement did not drop it")
+		}
+		hot.put(sid, res, now, hot.mark())
+		hot.clearAll()
+		if hot.get(sid, now) != nil || len(hot.m)+len(hot.byHash) != 0 {
+			t.Fatal("clearAll left entries")
+		}
+		hot.put(sid, res, now, hot.mark())
+		hot.forget(sid)
+		if len(hot.m)+len(hot.byHash) != 0 {
+			t.Fatal("forget left entries")
 		}
 	})
 }

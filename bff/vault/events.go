@@ -95,6 +95,19 @@ type Watcher struct {
 	ps      *redis.PubSub // the subscription now
 	done    sync.WaitGroup
 	recheck chan struct{} // a read-back is wanted
+	heard   []Listener
+}
+
+// Listener is told of every announcement a Watcher hears, whoever
+// watches: a cache of session records keeps itself true with it. Both
+// funcs run on the Watcher's goroutine and must not block.
+type Listener struct {
+	// Ended gets the hashed id (HashID) of each session announced ended.
+	Ended func(hid string)
+	// Subscribed is called each time the subscription is answered,
+	// the first time and after each reconnection: announcements made
+	// while it was down are lost, so a cache should drop what it holds.
+	Subscribed func()
 }
 
 // Watch is one watch of a session (Watcher.Watch).
@@ -149,15 +162,34 @@ func (w *Watcher) Watch(sid string) (*Watch, error) {
 	}
 	w.watches[hid] = append(w.watches[hid], x)
 	w.n++
-	if !w.started {
-		w.started = true
-		ctx, cancel := context.WithCancel(context.Background())
-		w.cancel = cancel
-		w.done.Add(2)
-		go w.receive(ctx)
-		go w.sweep(ctx)
-	}
+	w.startLocked()
 	return x, nil
+}
+
+// Listen adds l to the Watcher's listeners and subscribes now if it has
+// not yet. It does nothing on a closed Watcher.
+func (w *Watcher) Listen(l Listener) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	w.heard = append(w.heard, l)
+	w.startLocked()
+}
+
+// startLocked starts the subscription if it has not started; w.mu is
+// held.
+func (w *Watcher) startLocked() {
+	if w.started {
+		return
+	}
+	w.started = true
+	ctx, cancel := context.WithCancel(context.Background())
+	w.cancel = cancel
+	w.done.Add(2)
+	go w.receive(ctx)
+	go w.sweep(ctx)
 }
 
 // Stop ends the watch. It may be called more than once.
@@ -269,12 +301,19 @@ func (w *Watcher) receive(ctx context.Context) {
 				if m.Kind == "subscribe" {
 					w.mu.Lock()
 					w.subs++
+					heard := w.heard
 					w.mu.Unlock()
+					for _, l := range heard {
+						if l.Subscribed != nil {
+							l.Subscribed()
+						}
+					}
 					w.wantRecheck() // what was published while we were away
 				}
 			case *redis.Message:
 				hid, reason, ok := strings.Cut(m.Payload, " ")
 				if ok {
+					w.announced(hid)
 					w.deliver(hid, Ending{Reason: reason})
 				}
 			}
@@ -367,6 +406,18 @@ func (w *Watcher) deliver(hid string, e Ending) {
 		if !x.sent {
 			x.sent = true
 			x.c <- e // capacity 1, sent once
+		}
+	}
+}
+
+// announced tells the listeners of an announcement heard.
+func (w *Watcher) announced(hid string) {
+	w.mu.Lock()
+	heard := w.heard
+	w.mu.Unlock()
+	for _, l := range heard {
+		if l.Ended != nil {
+			l.Ended(hid)
 		}
 	}
 }

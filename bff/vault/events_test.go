@@ -162,6 +162,46 @@ func eventsSuite(t *testing.T, server func(*testing.T) eventsServer) {
 		}
 	})
 
+	run("ListenersHearEveryEnd", func(t *testing.T, s eventsServer) {
+		// A listener (a cache) hears every ending, watched or not, and
+		// each (re)subscription, without any watch; Listen subscribes.
+		a, b := openOn(t, s.url), openOn(t, s.url)
+		w := watcher(t, b, WatcherConfig{Sweep: -1})
+		ended, subscribed := make(chan string, 10), make(chan struct{}, 10)
+		w.Listen(Listener{Ended: func(hid string) { ended <- hid }, Subscribed: func() { subscribed <- struct{}{} }})
+		waitSubscribed(t, w, 1)
+		select {
+		case <-subscribed:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the listener was not told of the subscription")
+		}
+		if err := a.Put(ctx, "carol-1", sampleRecord(), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.End(ctx, "carol-1", "signed_out", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case hid := <-ended:
+			if hid != HashID("carol-1") {
+				t.Fatalf("the listener heard %q; want carol-1's hashed id", hid)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the listener did not hear the ending")
+		}
+		if w.Watching() != 0 {
+			t.Fatalf("%d watches; a listener is not one", w.Watching())
+		}
+		s.blip(t, a.rdb) // what is announced now is lost: the listener must hear of the new subscription
+		select {
+		case <-subscribed:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the listener was not told of the subscription after the blip")
+		}
+		w.Close()
+		w.Listen(Listener{Ended: func(string) { t.Error("a listener added after Close heard something") }})
+	})
+
 	run("EndedOrGoneBeforeTheWatch", func(t *testing.T, s eventsServer) {
 		v := openOn(t, s.url)
 		w := watcher(t, v, WatcherConfig{Sweep: -1})
