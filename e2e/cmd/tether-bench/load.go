@@ -36,13 +36,12 @@ func (r run) cpuPerRequest() float64 {
 	return float64(r.cpu) / float64(time.Microsecond) / float64(max(r.n, 1))
 }
 
-// merge adds o's counts, time and latencies to r and recomputes the
-// percentiles.
+// merge adds o's counts, time and latencies to r; percentiles sets p50
+// and p99 once all are in.
 func (r *run) merge(o run) {
 	r.target, r.conc = o.target, o.conc
 	r.n, r.errs, r.elapsed, r.cpu = r.n+o.n, r.errs+o.errs, r.elapsed+o.elapsed, r.cpu+o.cpu
 	r.lat = append(r.lat, o.lat...)
-	r.percentiles()
 }
 
 // percentiles sorts the latencies and sets p50 and p99 from them.

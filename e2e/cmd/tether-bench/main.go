@@ -226,6 +226,9 @@ func bench(ctx context.Context, o options, w io.Writer) error {
 			}
 			rounds = append(rounds, ratiosOf(pair[0], pair[1]))
 		}
+		for i := range sum {
+			sum[i].percentiles()
+		}
 		for _, r := range sum {
 			fmt.Fprintf(w, "%6d  %-10s %10.0f %9s %9s %12.1f %7d\n", r.conc, r.target, r.rps(), ms(r.p50), ms(r.p99), r.cpuPerRequest(), r.errs)
 		}

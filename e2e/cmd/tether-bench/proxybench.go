@@ -66,14 +66,15 @@ func (b *testbed) proxyBench(ctx context.Context, o options, cookies []string, w
 			}
 		}
 		for _, t := range targets {
+			t.sum.percentiles()
 			fmt.Fprintf(w, "%6d  %-10s %10.0f %9s %9s %12.0f %7d\n", conc, t.name, t.sum.rps(), ms(t.sum.p50), ms(t.sum.p99),
-				float64(t.sum.cpu.Microseconds())/float64(max(t.sum.n, 1)), t.sum.errs)
+				t.sum.cpuPerRequest(), t.sum.errs)
 		}
 		ref := targets[2].sum
 		for _, t := range targets[:2] {
-			tp, lat := t.sum.rps()/ref.rps(), float64(t.sum.p99)/float64(ref.p99)
+			r := ratiosOf(t.sum, ref)
 			fmt.Fprintf(w, "%6d  %-10s %9.2fx %9s %8.2fx   vs bare: target ≥ 0.70x throughput %s, p99 ≤ 1.50x %s\n",
-				conc, t.name, tp, "", lat, verdict(tp >= 0.7), verdict(lat <= 1.5))
+				conc, t.name, r.throughput, "", r.p99, verdict(r.throughput >= 0.7), verdict(r.p99 <= 1.5))
 		}
 	}
 	return nil

@@ -34,11 +34,15 @@ func TestAnswerSize(t *testing.T) {
 		}
 		got <- req
 		conn.Write([]byte(head + body))
-		time.Sleep(100 * time.Millisecond) // nothing more: the count must not wait for the close
+		<-t.Context().Done() // nothing more, and no close: the count must not wait for one
 	}()
+	start := time.Now()
 	a, err := answerSize(t.Context(), http.MethodPost, "http://"+ln.Addr().String()+"/bff/token", "tether_session=abc")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("answerSize took %v: it waited for the connection to close", d)
 	}
 	if a.head != len(head) || a.body != len(body) || a.total() != len(head)+len(body) {
 		t.Fatalf("answerSize = %+v; want head %d, body %d", a, len(head), len(body))
