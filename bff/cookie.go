@@ -345,13 +345,3 @@ func (s *Handler) sessionStore() *cookieStore {
 	cs.MaxAge(int(s.cfg.SessionMaxAge / time.Second)) // also bounds the cookie's signed timestamp
 	return cs
 }
-
-// sessionCookie reads the request's session cookie: the session id, or
-// why the session ended (a cookie that names no session but the reason:
-// revoked, expired, signed_out), or neither without a valid cookie. The
-// cookie is verified on every call (see cookieStore); it does not touch
-// the gin-contrib session, so it may be called from anywhere, with or
-// without the session middleware.
-func (s *Handler) sessionCookie(r *http.Request) (sid, ended string) {
-	return s.cookies.session(r, s.cookieName)
-}

@@ -3,6 +3,8 @@ package bff
 import (
 	"slices"
 	"strings"
+
+	"github.com/tetherauth/tether/bff/admin"
 )
 
 // EnvVar is one variable that FromEnv or the tether command reads.
@@ -59,9 +61,9 @@ var EnvVars = []EnvVar{
 	{"TETHER_API_RETRY_BODY", "proxy: bodies kept for the retry after a 401", "64KiB"},
 	{"TETHER_API_FORWARDED", "proxy: on sends X-Forwarded-For, -Host, -Proto", "off"},
 	{"TETHER_API_SESSION_CACHE", "proxy: reuse of a session's record per replica; off", "1s"},
-	{"TETHER_ADDR", "listen address", "127.0.0.1:8080"},
-	{"TETHER_METRICS_ADDR", "listen address of GET /metrics, a listener of its own; off for none", "127.0.0.1:9100"},
-	{"TETHER_ADMIN_ADDR", "listen address of the admin API (tether sessions list|end); off for none", "127.0.0.1:9092"},
+	{"TETHER_ADDR", "listen address", DefaultAddr},
+	{"TETHER_METRICS_ADDR", "listen address of GET /metrics, a listener of its own; off for none", DefaultMetricsAddr},
+	{"TETHER_ADMIN_ADDR", "listen address of the admin API (tether sessions list|end); off for none", admin.DefaultAddr},
 	{"TETHER_ADMIN_TOKEN", "bearer token the admin API requires, at least 16 bytes", "none: the admin listener is off"},
 	{"TETHER_LOG_FORMAT", "json or text", "text"},
 	{"TETHER_LOG_LEVEL", "debug, info, warn or error", "info"},

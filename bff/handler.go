@@ -232,17 +232,18 @@ func (s *Handler) providerReady() (bool, string) {
 func (s *Handler) routes() *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
+	if s.tokenPath != "" {
+		// ServeHTTP answers POST on this path before the engine; the
+		// route is here for what Gin says of the path's other methods
+		// (405) and its variants (a trailing slash: a redirect).
+		// Registered before r.Use: its middleware is its own.
+		r.POST(s.tokenPath, s.ginToken)
+	}
 	r.Use(s.recover, securityHeaders, s.accessLog)
 
 	r.GET("/healthz", gin.WrapH(s.HealthHandler()))
 	r.GET("/readyz", gin.WrapH(s.ReadyHandler()))
 
-	if s.tokenPath != "" {
-		// ServeHTTP answers POST on this path before the engine; the
-		// route is here for what Gin says of the path's other methods
-		// (405) and its variants (a trailing slash: a redirect).
-		r.POST(s.tokenPath, s.ginToken)
-	}
 	s.mount(r.Group(s.cfg.BasePath))
 
 	r.NoMethod(func(c *gin.Context) {

@@ -45,13 +45,6 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 	return err
 }
 
-// ServeWithMetrics is Serve for the BFF's two listeners: h on ln and, when
-// mln is not nil, h's metrics (GET /metrics) on mln. Both stop together:
-// when one fails, the other is shut down too.
-func ServeWithMetrics(ctx context.Context, ln, mln net.Listener, h *Handler) error {
-	return ServeListeners(ctx, &Listeners{App: ln, Metrics: mln}, h)
-}
-
 // NewLogger builds a process logger: JSON when format is "json", else
 // text; level is debug, info (default), warn or error.
 func NewLogger(format, level string, w io.Writer) *slog.Logger {

@@ -175,13 +175,7 @@ func (s *Handler) bind(c *gin.Context) bool {
 
 // endedOn is why the request's session ended, as bind found it, or
 // wire.ReasonNoSession.
-func endedOn(c *gin.Context) string {
-	switch r := c.GetString(endedKey); r {
-	case wire.ReasonRevoked, wire.ReasonExpired, wire.ReasonSignedOut:
-		return r
-	}
-	return wire.ReasonNoSession
-}
+func endedOn(c *gin.Context) string { return knownReason(c.GetString(endedKey)) }
 
 // refuse answers a request without a session.
 func (s *Handler) refuse(c *gin.Context, mode Mode) {
@@ -422,18 +416,13 @@ func (c *Config) checkAPIOrigins() error {
 }
 
 // cookieSession reads Tether's session cookie on r: the session id, or
-// why the session ended (a cookie POST /token or bind rewrote), or
-// neither without a valid cookie. It decodes the cookie as the session
-// middleware does, but leaves the gin.Context alone: the application may
-// use gin-contrib/sessions for cookies of its own.
+// why the session ended (a cookie POST /token or bind rewrote: revoked,
+// expired, signed_out), or neither without a valid cookie. The cookie is
+// verified on every call (see cookieStore); it leaves the gin.Context
+// alone, so it may be called with or without the session middleware, and
+// the application may use gin-contrib/sessions for cookies of its own.
 func (s *Handler) cookieSession(r *http.Request) (sid, ended string) {
-	sess, err := s.cookies.New(r, s.cookieName)
-	if err != nil || sess.IsNew {
-		return "", ""
-	}
-	sid, _ = sess.Values[keySID].(string)
-	ended, _ = sess.Values[keyEnded].(string)
-	return sid, ended
+	return s.cookies.session(r, s.cookieName)
 }
 
 // writeEndedCookie replaces the session cookie by one that names no

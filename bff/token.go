@@ -60,7 +60,7 @@ func (s *Handler) ginToken(c *gin.Context) { s.serveToken(c.Writer, c.Request) }
 // token answers a token request that passed the X-CSRF rule through the
 // refresh engine and returns the status it wrote. The hot path (a valid
 // token outside its buffer) is one vault read; the rest of it allocates
-// little: the cookie is read with sessionCookie, an empty body is not
+// little: the cookie is read with cookieSession, an empty body is not
 // read, and the answer is encoded by appendTokenResponse.
 func (s *Handler) token(w http.ResponseWriter, r *http.Request) int {
 	req, err := readTokenRequest(r)
@@ -68,7 +68,7 @@ func (s *Handler) token(w http.ResponseWriter, r *http.Request) int {
 		s.metrics.tokenRequests.WithLabelValues("bad_request").Inc()
 		return writeErrorTo(w, wire.ErrInvalidRequest, "", err.Error())
 	}
-	sid, ended := s.sessionCookie(r)
+	sid, ended := s.cookieSession(r)
 	if sid == "" {
 		// No session, or one that ended: say which, as the tab that saw
 		// it end was told.
