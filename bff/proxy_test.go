@@ -1039,6 +1039,38 @@ func TestAPIProxySessionCache(t *testing.T) {
 			t.Errorf("upstream: %d calls after the logout; want none", after.APIOK+after.API401-before.APIOK-before.API401)
 		}
 	})
+	t.Run("a second login through another replica", func(t *testing.T) {
+		// A second login replaces the session (vault.Delete): the
+		// deletion is announced too, and the replaced session's entry
+		// goes at once.
+		s := proxyStack(t, 2, nil, func(c *Config) { c.APISessionCache = time.Minute })
+		b := s.newBrowser()
+		b.login(s.urls[0], "/")
+		sid := s.sid(b)
+		stolen := b.cookieHeader(s.urls[0])
+		if r := b.api("GET", s.urls[0]+"/bff/api/dev/me", nil, nil); r.status != 200 {
+			t.Fatalf("call = %d", r.status)
+		}
+		hot := s.bffs[0].api.hot
+		b.login(s.urls[1], "/")
+		if s.sid(b) == sid {
+			t.Fatal("the second login kept the session id")
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for hot.get(sid, s.clock.Now()) != nil {
+			if time.Now().After(deadline) {
+				t.Fatal("the replaced session's entry outlived its deletion by 5 s")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		before := s.dev.Stats()
+		if r := b.api("GET", s.urls[0]+"/bff/api/dev/me", nil, map[string]string{"Cookie": stolen}); r.status != 401 || r.err.Error != wire.ErrReconnectRequired {
+			t.Fatalf("the replaced cookie: %d %+v; want 401 reconnect_required", r.status, r.err)
+		}
+		if after := s.dev.Stats(); after.APIOK+after.API401 != before.APIOK+before.API401 {
+			t.Error("the replaced cookie's call went upstream")
+		}
+	})
 	t.Run("announcements", func(t *testing.T) {
 		// A record read before an announcement and kept after it would
 		// outlive the ending: put keeps nothing when any came in

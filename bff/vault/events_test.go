@@ -189,6 +189,21 @@ func eventsSuite(t *testing.T, server func(*testing.T) eventsServer) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("the listener did not hear the ending")
 		}
+		// A deletion (a second login replaces the session) is heard too.
+		if err := a.Put(ctx, "carol-2", sampleRecord(), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Delete(ctx, "carol-2"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case hid := <-ended:
+			if hid != HashID("carol-2") {
+				t.Fatalf("the listener heard %q; want carol-2's hashed id", hid)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the listener did not hear the deletion")
+		}
 		if w.Watching() != 0 {
 			t.Fatalf("%d watches; a listener is not one", w.Watching())
 		}

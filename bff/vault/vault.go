@@ -179,7 +179,10 @@ func (v *Vault) filled(rec *Record) Record {
 }
 
 // Delete removes the record of session sid, and the session from its
-// indexes. Deleting a record that does not exist is not an error.
+// indexes, and announces it gone (with no reason: watches get an empty
+// Ending, as for a record a read-back finds missing; listeners drop what
+// they keep of it). Deleting a record that does not exist is not an
+// error.
 func (v *Vault) Delete(ctx context.Context, sid string) error {
 	key := v.sessionKey(sid)
 	blob, err := v.rdb.GetDel(ctx, key).Bytes()
@@ -189,10 +192,14 @@ func (v *Vault) Delete(ctx context.Context, sid string) error {
 	if err != nil {
 		return fmt.Errorf("vault: delete session: %w", err)
 	}
+	hid := hashID(sid)
 	var rec Record
 	if endedError(blob) == nil && v.decode(key, blob, "delete session", &rec) == nil {
-		_ = v.unindex(ctx, &rec, hashID(sid)) // best effort, as in endSession
+		_ = v.unindex(ctx, &rec, hid) // best effort, as in endSession
 	}
+	// Best effort too: a lost announcement is caught by the read-back,
+	// and a listener's cache by its own bound.
+	_ = v.rdb.Publish(ctx, v.prefix+endedChannel, hid+" ").Err()
 	return nil
 }
 
