@@ -103,13 +103,7 @@ func liveBanner(t *testing.T, o stackOptions, end func(t *testing.T, s *stack, p
 	p1.waitFor(`window.tether.state().connected`, stepTimeout, "tab 1's first token")
 	p2 := openPage(t, siblingTab(t, tab1), s)
 	p2.waitFor(`window.tether.state().connected`, stepTimeout, "tab 2's first token")
-	deadline := time.Now().Add(stepTimeout)
-	for s.metric("tether_event_streams") != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%v event streams open; want one per tab", s.metric("tether_event_streams"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	s.waitStreams(t, 2, stepTimeout) // one per tab
 	pages := []*page{p1, p2}
 	for _, p := range pages {
 		evalJS[bool](p, `(() => { window.__ended = null;
@@ -156,47 +150,47 @@ func liveBanner(t *testing.T, o stackOptions, end func(t *testing.T, s *stack, p
 }
 
 // TestLiveRetriesGently: a tab whose stream is refused (the session's
-// bound is 1 here, and another tab holds it) asks once, then waits: one
-// GET /bff/events in 4 s, not a loop. When the other tab goes, it gets its
-// stream after its pause, and it hears the session's end.
+// bound is 1 here, and another tab holds it) asks once, then waits: its
+// next GET /bff/events comes at least 4 s later, not in a loop. The other
+// tab goes at once, so that next try gets its stream, and it hears the
+// session's end.
 func TestLiveRetriesGently(t *testing.T) {
 	s := startStack(t, stackOptions{autoApprove: true, eventsPerSession: 1})
 	tab1 := newTab(t)
 	p1 := openPage(t, tab1, s)
 	p1.login(false)
 	p1.waitFor(`window.tether.state().connected`, stepTimeout, "tab 1's first token")
-	waitStreams := func(n float64, within time.Duration) {
-		t.Helper()
-		deadline := time.Now().Add(within)
-		for s.metric("tether_event_streams") != n {
-			if time.Now().After(deadline) {
-				t.Fatalf("%v event streams open; want %v", s.metric("tether_event_streams"), n)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	waitStreams(1, stepTimeout)
+	s.waitStreams(t, 1, stepTimeout)
 
 	tab2 := siblingTab(t, tab1)
 	log := recordNetwork(t, tab2, false)
 	p2 := openPage(t, tab2, s)
 	p2.waitFor(`window.tether.state().connected`, stepTimeout, "tab 2's first token")
 	events := s.d.URL + wire.PathEvents
-	time.Sleep(4 * time.Second)
-	if n := log.count("GET", events); n != 1 {
-		t.Fatalf("tab 2 asked for the event stream %d times in 4 s while it was refused; want 1", n)
-	}
-	if n := s.metric("tether_event_streams"); n != 1 {
-		t.Fatalf("%v event streams open; want tab 1's only", n)
+	deadline := time.Now().Add(stepTimeout)
+	for {
+		got := log.matching("GET", events)
+		if len(got) > 0 && got[0].Status != 0 {
+			if got[0].Status != http.StatusTooManyRequests {
+				t.Fatalf("tab 2's first GET /bff/events -> %d; want 429 (tab 1 holds the session's one stream)", got[0].Status)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("tab 2 did not ask for the event stream")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 
-	// Tab 1 closes: tab 2's next try, 5 s after the refusal, gets a stream.
+	// Tab 1 closes at once, so that its stream is gone well before tab
+	// 2's next try; that try comes after its pause, not in a loop.
 	step, done := context.WithTimeout(tab1, stepTimeout)
 	defer done()
 	if _, err := chromedp.Call(step, cdppage.Close, cdp.Empty{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
+	s.waitStreams(t, 0, stepTimeout)
+	deadline = time.Now().Add(15 * time.Second)
 	for {
 		got := log.matching("GET", events)
 		if len(got) > 0 && got[len(got)-1].Status == 200 && s.metric("tether_event_streams") == 1 {
@@ -210,8 +204,11 @@ func TestLiveRetriesGently(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if n := log.count("GET", events); n != 2 {
-		t.Errorf("tab 2 asked for the event stream %d times in all; want 2 (refused, then served)", n)
+	got := log.matching("GET", events)
+	if len(got) != 2 {
+		t.Errorf("tab 2 asked for the event stream %d times in all; want 2 (refused, then served)", len(got))
+	} else if pause := got[1].Sent.Sub(got[0].Sent); pause < 4*time.Second {
+		t.Errorf("tab 2 asked again %v after the refusal; want a pause of at least 4 s", pause)
 	}
 	evalJS[bool](p2, `(() => { window.__ended = null;
 		window.tether.addEventListener("reconnect", (e) => { window.__ended = e.detail.reason; });
@@ -220,4 +217,16 @@ func TestLiveRetriesGently(t *testing.T) {
 		t.Fatalf("/control/backchannel: %d accepted, %v; want 1", n, err)
 	}
 	p2.waitFor(`window.__ended === "signed_out" && (() => {`+visibleJS+` return vis("#reconnect-banner"); })()`, 2*time.Second, "tab 2's reconnect banner")
+}
+
+// waitStreams waits until the BFF has n event streams open.
+func (s *stack) waitStreams(t *testing.T, n float64, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for s.metric("tether_event_streams") != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v event streams open; want %v", s.metric("tether_event_streams"), n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -42,6 +43,7 @@ type netRequest struct {
 	MimeType    string
 	Finished    bool
 	Failed      string
+	Sent        time.Time // when the test heard of the request
 }
 
 // rawHeaders are headers as sent or received on the wire.
@@ -72,7 +74,7 @@ func recordNetwork(t testing.TB, tab context.Context, bodies bool) *netLog {
 			if prev := l.current[ev.RequestID]; prev != nil && ev.RedirectResponse != nil {
 				prev.Status, prev.RespHeaders, prev.Finished = ev.RedirectResponse.Status, ev.RedirectResponse.Headers, true
 			}
-			r := &netRequest{ID: ev.RequestID, URL: ev.Request.URL, Method: ev.Request.Method, Type: ev.Type, Headers: ev.Request.Headers}
+			r := &netRequest{ID: ev.RequestID, URL: ev.Request.URL, Method: ev.Request.Method, Type: ev.Type, Headers: ev.Request.Headers, Sent: time.Now()}
 			l.requests = append(l.requests, r)
 			l.current[ev.RequestID] = r
 		case *network.EventResponseReceived:
