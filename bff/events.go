@@ -72,7 +72,8 @@ type eventStreams struct {
 }
 
 // newEventStreams fills the defaults and opens the watcher (which
-// subscribes at the first stream).
+// subscribes at the first stream, or when proxy mode's session cache
+// listens).
 func newEventStreams(cfg Config, v sessionVault) *eventStreams {
 	e := &eventStreams{
 		heartbeat: cfg.EventsHeartbeat, retry: cfg.EventsRetry,

@@ -77,8 +77,9 @@ type WatcherConfig struct {
 
 // Watcher is a process's subscription to the announcements of ended
 // sessions, shared by all its watches: one Redis subscription (a
-// connection of its own) however many watches. It subscribes at the first
-// Watch and stops at Close. It is safe for concurrent use.
+// connection of its own) however many watches and listeners. It
+// subscribes at the first Watch or Listen and stops at Close. It is safe
+// for concurrent use.
 type Watcher struct {
 	v       *Vault
 	cfg     WatcherConfig
@@ -102,7 +103,8 @@ type Watcher struct {
 // watches: a cache of session records keeps itself true with it. Both
 // funcs run on the Watcher's goroutine and must not block.
 type Listener struct {
-	// Ended gets the hashed id (HashID) of each session announced ended.
+	// Ended gets the hashed id (HashID) of each session announced ended,
+	// or found ended or gone by a read-back.
 	Ended func(hid string)
 	// Subscribed is called each time the subscription is answered,
 	// the first time and after each reconnection: announcements made
@@ -313,7 +315,6 @@ func (w *Watcher) receive(ctx context.Context) {
 			case *redis.Message:
 				hid, reason, ok := strings.Cut(m.Payload, " ")
 				if ok {
-					w.announced(hid)
 					w.deliver(hid, Ending{Reason: reason})
 				}
 			}
@@ -401,21 +402,15 @@ func (w *Watcher) readBack(ctx context.Context) error {
 // deliver hands e to every watch of hid that has had nothing yet.
 func (w *Watcher) deliver(hid string, e Ending) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	for _, x := range w.watches[hid] {
 		if !x.sent {
 			x.sent = true
 			x.c <- e // capacity 1, sent once
 		}
 	}
-}
-
-// announced tells the listeners of an announcement heard.
-func (w *Watcher) announced(hid string) {
-	w.mu.Lock()
 	heard := w.heard
 	w.mu.Unlock()
-	for _, l := range heard {
+	for _, l := range heard { // outside the lock: a listener may take its own
 		if l.Ended != nil {
 			l.Ended(hid)
 		}

@@ -74,11 +74,12 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 	b = b[1:]
 	// One copy of the whole encoding: every string below is a slice of it
 	// (one allocation instead of one a field, on the path every
-	// /bff/token request takes). pos is where b starts in src.
-	src, pos := string(b), 0
+	// /bff/token request takes). b is always a tail of it.
+	src := string(b)
 	str := func(dst *string, k int, n uint64) {
-		*dst = src[pos+k : pos+k+int(n)]
-		b, pos = b[k+int(n):], pos+k+int(n)
+		at := len(src) - len(b) + k
+		*dst = src[at : at+int(n)]
+		b = b[k+int(n):]
 	}
 	for _, dst := range [...]*string{&r.AccessToken, &r.TokenType, &r.RefreshToken, &r.Scope, &r.Subject, &r.Name} {
 		n, k := binary.Uvarint(b)
@@ -104,7 +105,7 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 		if n != 0 {
 			*dst = time.Unix(0, n).UTC()
 		}
-		b, pos = b[k:], pos+k
+		b = b[k:]
 	}
 	if !v1 {
 		flags, k := binary.Uvarint(b)
@@ -112,7 +113,7 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 			return errRecordFormat
 		}
 		r.Forced = flags&flagForced != 0
-		b, pos = b[k:], pos+k
+		b = b[k:]
 	}
 	if v3 {
 		n, k := binary.Uvarint(b)

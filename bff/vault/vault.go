@@ -260,24 +260,30 @@ func (v *Vault) lockKey(sid string) string    { return v.hashedKey("lock:", sid)
 func (v *Vault) bucketKey(sid string) string  { return v.hashedKey("f:", sid) }
 
 func hashID(id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
+	var buf [64]byte
+	return string(appendHashID(buf[:0], id))
 }
 
 // hashedKey is v.prefix + kind + hashID(id), built with one allocation
 // (the session key is built on every token request).
 func (v *Vault) hashedKey(kind, id string) string {
 	var buf [128]byte
+	return string(appendHashID(append(append(buf[:0], v.prefix...), kind...), id))
+}
+
+// appendHashID appends hashID(id) to b: SHA-256, base64url without
+// padding. A short id is hashed from a copy on the stack, so that the
+// conversion allocates nothing (a session id is 43 bytes).
+func appendHashID(b []byte, id string) []byte {
 	var idBuf [64]byte
 	src := idBuf[:0]
 	if len(id) <= len(idBuf) {
-		src = idBuf[:copy(idBuf[:], id)] // on the stack: a session id is 43 bytes
+		src = idBuf[:copy(idBuf[:], id)]
 	} else {
 		src = []byte(id)
 	}
 	sum := sha256.Sum256(src)
-	b := append(append(buf[:0], v.prefix...), kind...)
-	return string(base64.RawURLEncoding.AppendEncode(b, sum[:]))
+	return base64.RawURLEncoding.AppendEncode(b, sum[:])
 }
 
 // store seals val for key and SETs it with a millisecond TTL.
