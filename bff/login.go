@@ -303,10 +303,7 @@ func (s *Handler) errorPage(c *gin.Context, status int, title, msg, returnTo str
 	c.Header("Content-Security-Policy", errorPageCSP)
 	c.Header("Cross-Origin-Opener-Policy", "same-origin")
 	c.Status(status)
-	retry := s.LoginURL(returnTo)
-	if r, ok := cleanExtensionReturnTo(returnTo, s.cfg.ExtensionOrigins); ok {
-		retry = s.cfg.BasePath + routeLogin + "?return_to=" + url.QueryEscape(r) // back to the extension's tab
-	}
+	retry := s.LoginURL(returnTo) // back to the page, or to the extension's tab
 	if err := errorPageTmpl.Execute(c.Writer, map[string]string{"Title": title, "Message": msg, "Retry": retry}); err != nil {
 		s.log.Error("rendering the error page", "err", err)
 	}

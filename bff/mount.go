@@ -117,9 +117,11 @@ func (s *Handler) ready(ctx context.Context) error {
 }
 
 // LoginURL is the path that signs the user in and brings them back to
-// returnTo, a path on this site ("/" when returnTo is not one).
+// returnTo: a path on this site, or a page of an extension listed in
+// Config.ExtensionOrigins ("/" when returnTo is neither), as GET /login
+// takes it.
 func (s *Handler) LoginURL(returnTo string) string {
-	returnTo, ok := cleanReturnTo(returnTo)
+	returnTo, ok := s.returnTo(returnTo)
 	if !ok {
 		returnTo = "/"
 	}

@@ -289,4 +289,14 @@ func TestLoginURL(t *testing.T) {
 			t.Errorf("LoginURL(%q) = %q; want %q", in, got, want)
 		}
 	}
+	// A page of a listed extension, as GET /login takes it; no other.
+	h.cfg.ExtensionOrigins = []string{extChrom}
+	for in, want := range map[string]string{
+		extChrom + "/signed-in.html": "/auth/login?return_to=" + url.QueryEscape(extChrom+"/signed-in.html"),
+		"chrome-extension://ponmlkjihgfedcbaponmlkjihgfedcba/signed-in.html": "/auth/login?return_to=%2F",
+	} {
+		if got := h.LoginURL(in); got != want {
+			t.Errorf("with the extension listed, LoginURL(%q) = %q; want %q", in, got, want)
+		}
+	}
 }
