@@ -41,6 +41,10 @@ func Listen(getenv func(string) string, log *slog.Logger) (*Listeners, error) {
 		adminAddr = admin.DefaultAddr
 	}
 	l := &Listeners{AdminToken: getenv("TETHER_ADMIN_TOKEN")}
+	adminOn := adminAddr != "off" && l.AdminToken != ""
+	if adminOn && len(l.AdminToken) < admin.MinTokenLen { // before any socket is opened
+		return nil, &ConfigError{"TETHER_ADMIN_TOKEN", fmt.Errorf("is %d bytes; use at least %d random ones", len(l.AdminToken), admin.MinTokenLen)}
+	}
 	var err error
 	if l.App, err = net.Listen("tcp", addr); err != nil {
 		return nil, fmt.Errorf("TETHER_ADDR %q: %w", addr, err)
@@ -52,17 +56,13 @@ func Listen(getenv func(string) string, log *slog.Logger) (*Listeners, error) {
 		}
 	}
 	switch {
-	case adminAddr == "off":
-	case l.AdminToken == "":
-		log.Info("TETHER_ADMIN_TOKEN is not set: the admin listener (tether sessions list|end) is off")
-	case len(l.AdminToken) < admin.MinTokenLen:
-		l.Close()
-		return nil, &ConfigError{"TETHER_ADMIN_TOKEN", fmt.Errorf("is %d bytes; use at least %d random ones", len(l.AdminToken), admin.MinTokenLen)}
-	default:
+	case adminOn:
 		if l.Admin, err = net.Listen("tcp", adminAddr); err != nil {
 			l.Close()
 			return nil, fmt.Errorf("TETHER_ADMIN_ADDR %q (an address for the admin listener, or off): %w", adminAddr, err)
 		}
+	case adminAddr != "off":
+		log.Info("TETHER_ADMIN_TOKEN is not set: the admin listener (tether sessions list|end) is off")
 	}
 	return l, nil
 }
