@@ -292,7 +292,7 @@ func TestLoginURL(t *testing.T) {
 	// A page of a listed extension, as GET /login takes it; no other.
 	h.cfg.ExtensionOrigins = []string{extChrom}
 	for in, want := range map[string]string{
-		extChrom + "/signed-in.html": "/auth/login?return_to=" + url.QueryEscape(extChrom+"/signed-in.html"),
+		extChrom + "/signed-in.html":                                         "/auth/login?return_to=" + url.QueryEscape(extChrom+"/signed-in.html"),
 		"chrome-extension://ponmlkjihgfedcbaponmlkjihgfedcba/signed-in.html": "/auth/login?return_to=%2F",
 	} {
 		if got := h.LoginURL(in); got != want {
