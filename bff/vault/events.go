@@ -369,32 +369,20 @@ func (w *Watcher) readBack(ctx context.Context) error {
 		hids = append(hids, hid)
 	}
 	w.mu.Unlock()
-	for len(hids) > 0 {
-		batch := hids[:min(len(hids), recheckBatch)]
-		hids = hids[len(batch):]
-		bctx, cancel := context.WithTimeout(ctx, recheckTimeout)
-		pipe := w.v.rdb.Pipeline()
-		cmds := make([]*redis.StringCmd, len(batch))
-		for i, hid := range batch {
-			cmds[i] = pipe.Get(bctx, w.v.sessionKeyOfHash(hid))
-		}
-		_, err := pipe.Exec(bctx)
-		cancel()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return fmt.Errorf("vault: reading watched sessions back: %w", err)
-		}
-		for i, cmd := range cmds {
-			blob, err := cmd.Bytes()
-			switch {
-			case errors.Is(err, redis.Nil):
-				w.deliver(batch[i], Ending{})
-			case err != nil:
-			default:
-				if e := endedError(blob); e != nil {
-					w.deliver(batch[i], Ending{Reason: e.Reason})
-				}
+	err := w.v.readHashed(ctx, hids, false, recheckTimeout, func(hid string, blob []byte, _ time.Duration, err error) error {
+		switch {
+		case err != nil: // this key alone: the others are still read
+		case blob == nil:
+			w.deliver(hid, Ending{})
+		default:
+			if e := endedError(blob); e != nil {
+				w.deliver(hid, Ending{Reason: e.Reason})
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("vault: reading watched sessions back: %w", err)
 	}
 	return nil
 }

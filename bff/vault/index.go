@@ -166,38 +166,69 @@ func (v *Vault) GetHashed(ctx context.Context, hids []string) ([]HashedRecord, e
 		}
 	}
 	out := make([]HashedRecord, 0, len(hids))
+	err := v.readHashed(ctx, hids, true, 0, func(hid string, blob []byte, ttl time.Duration, err error) error {
+		switch {
+		case err != nil:
+			return fmt.Errorf("vault: get sessions: %w", err)
+		case blob == nil || endedError(blob) != nil:
+			return nil
+		}
+		var rec Record
+		if v.decode(v.sessionKeyOfHash(hid), blob, "get sessions", &rec) == nil {
+			out = append(out, HashedRecord{ID: hid, Record: &rec, TTL: max(ttl, 0)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// readHashed reads the session keys of hids in pipelined batches of
+// recheckBatch, one round trip each, and hands each to use in order: its
+// value (nil when the key does not exist), with withTTL its PTTL, or the
+// error of its GET. A batch gets its own timeout when timeout > 0. It
+// stops at the first error of a round trip or of use.
+func (v *Vault) readHashed(ctx context.Context, hids []string, withTTL bool, timeout time.Duration,
+	use func(hid string, blob []byte, ttl time.Duration, err error) error) error {
 	for len(hids) > 0 {
 		batch := hids[:min(len(hids), recheckBatch)]
 		hids = hids[len(batch):]
+		bctx, cancel := ctx, func() {}
+		if timeout > 0 {
+			bctx, cancel = context.WithTimeout(ctx, timeout)
+		}
 		pipe := v.rdb.Pipeline()
 		gets := make([]*redis.StringCmd, len(batch))
 		ttls := make([]*redis.DurationCmd, len(batch))
 		for i, hid := range batch {
 			key := v.sessionKeyOfHash(hid)
-			gets[i], ttls[i] = pipe.Get(ctx, key), pipe.PTTL(ctx, key)
+			gets[i] = pipe.Get(bctx, key)
+			if withTTL {
+				ttls[i] = pipe.PTTL(bctx, key)
+			}
 		}
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fmt.Errorf("vault: get sessions: %w", err)
+		_, err := pipe.Exec(bctx)
+		cancel()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
 		}
 		for i, hid := range batch {
 			blob, err := gets[i].Bytes()
 			if errors.Is(err, redis.Nil) {
-				continue
+				blob, err = nil, nil
 			}
-			if err != nil {
-				return nil, fmt.Errorf("vault: get sessions: %w", err)
+			var ttl time.Duration
+			if withTTL {
+				ttl = ttls[i].Val()
 			}
-			if endedError(blob) != nil {
-				continue
+			if err := use(hid, blob, ttl, err); err != nil {
+				return err
 			}
-			var rec Record
-			if v.decode(v.sessionKeyOfHash(hid), blob, "get sessions", &rec) != nil {
-				continue
-			}
-			out = append(out, HashedRecord{ID: hid, Record: &rec, TTL: max(ttls[i].Val(), 0)})
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // HashID returns the hashed form of session id sid, as the indexes and
