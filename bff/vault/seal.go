@@ -108,7 +108,7 @@ func (v *Vault) withOpen(key string, blob []byte, use func(plain []byte) error) 
 func (v *Vault) open(key string, blob []byte, buf *openBuffer) ([]byte, error) {
 	ns, overhead := v.keys[0].aead.NonceSize(), v.keys[0].aead.Overhead()
 	if len(blob) >= headerSize+ns+overhead && blob[0] == sealFormat {
-		buf.ad = append(append(buf.ad[:0], blob[:headerSize]...), key...)
+		buf.ad = appendAdditionalData(buf.ad[:0], blob[:headerSize], key)
 		nonce, ct := blob[headerSize:headerSize+ns], blob[headerSize+ns:]
 		for _, s := range v.keys {
 			if !bytes.Equal(s.id[:], blob[1:headerSize]) {
@@ -122,7 +122,7 @@ func (v *Vault) open(key string, blob []byte, buf *openBuffer) ([]byte, error) {
 	// A value from before key ids (its first byte is random: it may look
 	// like sealFormat by chance).
 	if len(blob) >= ns+overhead {
-		buf.ad = append(buf.ad[:0], key...)
+		buf.ad = appendAdditionalData(buf.ad[:0], nil, key) // no header before key ids
 		for _, s := range v.keys {
 			if plain, err := s.aead.Open(buf.plain[:0], blob[:ns], blob[ns:], buf.ad); err == nil {
 				return plain, nil
@@ -132,7 +132,15 @@ func (v *Vault) open(key string, blob []byte, buf *openBuffer) ([]byte, error) {
 	return buf.plain[:0], errSealed
 }
 
+// additionalData is what a sealed value authenticates besides its
+// plaintext: its header and the key it is stored under (so that a value
+// moved to another key does not open). open appends the same bytes to
+// its pooled buffer instead, to allocate nothing on the read path.
 func additionalData(header []byte, key string) []byte {
-	ad := make([]byte, 0, len(header)+len(key))
-	return append(append(ad, header...), key...)
+	return appendAdditionalData(make([]byte, 0, len(header)+len(key)), header, key)
+}
+
+// appendAdditionalData appends additionalData(header, key) to b.
+func appendAdditionalData(b, header []byte, key string) []byte {
+	return append(append(b, header...), key...)
 }

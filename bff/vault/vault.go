@@ -327,9 +327,7 @@ func (v *Vault) load(ctx context.Context, key string, op string, val any) error 
 // decode opens blob, read from key, into val. A value that does not open
 // or decode is ErrNotFound.
 func (v *Vault) decode(key string, blob []byte, op string, val any) error {
-	opened := false
 	err := v.withOpen(key, blob, func(plain []byte) error {
-		opened = true
 		// Both copy what they keep from plain (withOpen lends it).
 		if u, ok := val.(encoding.BinaryUnmarshaler); ok && (len(plain) == 0 || plain[0] != '{') {
 			return u.UnmarshalBinary(plain)
@@ -337,7 +335,7 @@ func (v *Vault) decode(key string, blob []byte, op string, val any) error {
 		return json.Unmarshal(plain, val) // records written before the binary form
 	})
 	switch {
-	case !opened:
+	case errors.Is(err, errSealed):
 		// The cause (wrong key, tampering, a value moved from another key)
 		// is deliberately not told apart: none of it is for a log line.
 		return fmt.Errorf("vault: %s: stored value does not authenticate: %w", op, ErrNotFound)
