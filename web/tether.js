@@ -694,7 +694,7 @@
 
   function live(tether, options) {
     if (options.live && typeof NativeEventSource === "function") {
-      new Live(tether, (options.bff || "/bff").replace(/\/+$/, ""), options.credentials === "include");
+      new Live(tether, (options.bff || "/bff").replace(/\/+$/, ""));
     }
     return tether;
   }
@@ -708,11 +708,13 @@
     #pause = LIVE_PAUSE;
     #over = false; // the session ended (or the user logged out): no stream until a new token
 
-    constructor(tether, bff, include) {
+    constructor(tether, bff) {
       this.#tether = tether;
       const url = new NativeURL(bff + "/events", base());
       this.#url = apply(urlHref, url, []);
-      this.#credentials = include || apply(urlOrigin, url, []) !== global.location.origin;
+      // Same-origin streams carry the cookie anyway; "include" matters
+      // only across origins, which this tells by itself.
+      this.#credentials = apply(urlOrigin, url, []) !== global.location.origin;
       tether.addEventListener("token", () => {
         this.#over = false;
         this.#open();

@@ -23,7 +23,6 @@ const EXTENSION = chrome.runtime.getURL(""); // chrome-extension://<id>/
 // Started on every wake-up: the client, its WebAssembly, one /bff/session
 // and, with a session, one /bff/token.
 const started = Tether.start({ bff, apiOrigins: [new URL(api).origin], credentials: "include" });
-let signInTab = null;
 
 started.then((tether) => {
   tether.addEventListener("reconnect", (e) => tell({ type: "reconnect", reason: e.detail.reason }));
@@ -87,16 +86,15 @@ async function handle(type, kind, sender) {
       // A tab of the user's own browser: the BFF's cookie is set where
       // this worker's requests to the BFF will find it.
       const returnTo = chrome.runtime.getURL("signed-in.html");
-      const tab = await chrome.tabs.create({ url: bff + "/login?return_to=" + encodeURIComponent(returnTo) });
-      signInTab = tab.id;
+      await chrome.tabs.create({ url: bff + "/login?return_to=" + encodeURIComponent(returnTo) });
       return { ok: true };
     }
     case "signed-in":
-      // The sign-in tab came back to signed-in.html: ask the BFF again,
-      // and close that tab (the one this worker opened, or the sender's).
+      // The sign-in tab came back to signed-in.html (the sender: only
+      // that page in a tab's top frame may say this): ask the BFF again,
+      // and close the tab.
       tether.restart();
-      chrome.tabs.remove(sender.tab ? sender.tab.id : signInTab).catch(() => {});
-      signInTab = null;
+      if (sender.tab) chrome.tabs.remove(sender.tab.id).catch(() => {});
       return { ok: true };
     case "sign-out":
       await tether.logout();
