@@ -3,10 +3,10 @@ package bff
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"mime"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -58,7 +58,9 @@ func (s *Handler) handleBackchannel(c *gin.Context) {
 		writeError(c, wire.ErrNotFound, "", "the provider sends no back-channel logout that could be verified (no OpenID Connect JWKS)")
 		return
 	case err != nil:
-		s.logRefused(ctx, slog.LevelInfo, "backchannel: a logout token was refused (at most one such line every 10 s)", "err", err)
+		if s.refusedLog.allow() {
+			s.log.InfoContext(ctx, "backchannel: a logout token was refused (at most one such line every 10 s)", "err", err)
+		}
 		s.backchannelInvalid(c, "the logout token is not valid")
 		return
 	}
@@ -71,7 +73,9 @@ func (s *Handler) handleBackchannel(c *gin.Context) {
 	}
 	if !first {
 		s.metrics.backchannel.WithLabelValues("replay").Inc()
-		s.logRefused(ctx, slog.LevelWarn, "backchannel: a logout token was replayed (at most one such line every 10 s)", "subject", tok.Subject)
+		if s.replayedLog.allow() {
+			s.log.WarnContext(ctx, "backchannel: a logout token was replayed (at most one such line every 10 s)", "subject", tok.Subject)
+		}
 		writeError(c, wire.ErrInvalidRequest, "", "the logout token was used before")
 		return
 	}
@@ -121,14 +125,18 @@ func logoutTokenOf(r *http.Request) (string, bool) {
 	return v[0], true
 }
 
-// logRefused logs a refused logout token, at most one line per
-// logRefusedEvery for the process whatever the number of senders:
-// made-up or replayed tokens cost the sender a request each and must not
-// cost the logs a line each (the metric counts them all).
-func (s *Handler) logRefused(ctx context.Context, level slog.Level, msg string, args ...any) {
-	last, now := s.refusedLog.Load(), time.Now().UnixNano()
-	if now-last < int64(logRefusedEvery) || !s.refusedLog.CompareAndSwap(last, now) {
-		return
-	}
-	s.log.Log(ctx, level, msg, args...)
+// logLimiter spaces the log lines of one kind about refused logout
+// tokens to one per logRefusedEvery for the process, whatever the number
+// of senders: made-up or replayed tokens cost the sender a request each
+// and must not cost the logs a line each (the metric counts them all).
+// Each kind has its own, so that a flood of made-up tokens does not hide
+// a replayed one, which only a holder of a real token can send.
+type logLimiter struct {
+	last atomic.Int64 // when a line was last allowed (Unix ns)
+}
+
+// allow reports whether a line may be logged now, and if so counts it.
+func (l *logLimiter) allow() bool {
+	last, now := l.last.Load(), time.Now().UnixNano()
+	return now-last >= int64(logRefusedEvery) && l.last.CompareAndSwap(last, now)
 }

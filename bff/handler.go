@@ -28,7 +28,6 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -76,25 +75,26 @@ var _ oauthProvider = (*provider.Provider)(nil)
 // (MetricsHandler), for a listener the public cannot reach. It is safe for
 // concurrent use.
 type Handler struct {
-	cfg        Config
-	log        *slog.Logger
-	vault      sessionVault
-	provider   oauthProvider
-	refresher  *refresh.Refresher
-	engine     *gin.Engine // built by ServeHTTP's first call (see Register)
-	tokenPath  string      // BasePath + /token, answered before the engine; "" when off
-	engineOnce sync.Once
-	metrics    *metrics
-	cookieName string
-	cookies    *cookieStore
-	logins     *loginCookies
-	pageCSP    []string      // the page's Content-Security-Policy header
-	web        http.Handler  // static files; nil without WebDir
-	api        *apiProxy     // proxy mode; nil without APIRoutes
-	slot       *providerSlot // the provider while New's discovery runs; nil if given ready
-	disc       *discoverer   // background discovery; nil when not needed
-	events     *eventStreams // GET /bff/events (events.go)
-	refusedLog atomic.Int64  // when a refused logout token was last logged (Unix ns)
+	cfg         Config
+	log         *slog.Logger
+	vault       sessionVault
+	provider    oauthProvider
+	refresher   *refresh.Refresher
+	engine      *gin.Engine // built by ServeHTTP's first call (see Register)
+	tokenPath   string      // BasePath + /token, answered before the engine; "" when off
+	engineOnce  sync.Once
+	metrics     *metrics
+	cookieName  string
+	cookies     *cookieStore
+	logins      *loginCookies
+	pageCSP     []string      // the page's Content-Security-Policy header
+	web         http.Handler  // static files; nil without WebDir
+	api         *apiProxy     // proxy mode; nil without APIRoutes
+	slot        *providerSlot // the provider while New's discovery runs; nil if given ready
+	disc        *discoverer   // background discovery; nil when not needed
+	events      *eventStreams // GET /bff/events (events.go)
+	refusedLog  logLimiter    // log lines about made-up logout tokens
+	replayedLog logLimiter    // log lines about replayed logout tokens
 }
 
 // loginTTL is how long a login (its cookie, its state) stays valid.
