@@ -277,6 +277,15 @@ func TestProxyModePerRoute(t *testing.T) {
 		w.Header().Set("Content-Type", "text/html")
 		io.WriteString(w, `<!doctype html><title>mixed</title><script src="/dist/wasm_exec.js"></script><script src="/tether.js"></script>`)
 	})
+	// A worker in proxy mode alone (no apiOrigins, so no token-mode client
+	// behind it): it has no page to navigate.
+	mux.HandleFunc("GET /proxy-worker.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript")
+		io.WriteString(w, `importScripts("/tether.js");
+Tether.start({ bff: "/bff", mode: "proxy", apis: { dev: `+strconv.Quote(s.d.DevURL+"/api")+` } }).then((t) => {
+  try { t.login(); postMessage("navigated"); } catch (e) { postMessage(e.message); }
+}, (e) => postMessage("start: " + e.message));`)
+	})
 	mux.Handle("/", s.d.BFF)
 	mixed := httptest.NewServer(mux)
 	t.Cleanup(mixed.Close)
@@ -317,5 +326,13 @@ func TestProxyModePerRoute(t *testing.T) {
 	}
 	if n := net.count("POST", mixed.URL+"/bff/token"); n < 1 {
 		t.Errorf("DevTools saw %d POST /bff/token; want the token-mediated origin's", n)
+	}
+	msg := evalJS[string](p, `new Promise((resolve) => {
+		const w = new Worker("/proxy-worker.js");
+		w.onmessage = (e) => resolve(e.data);
+		w.onerror = (e) => resolve("worker error: " + e.message);
+	})`)
+	if !strings.Contains(msg, "in a worker, open") {
+		t.Errorf("login() in a proxy-mode worker: %q; want an error that says to open a tab", msg)
 	}
 }

@@ -638,6 +638,7 @@
 
     login(returnTo) {
       if (this.#inner) return this.#inner.login(returnTo);
+      if (!doc) throw new Error("tether: login() navigates a page; in a worker, open " + this.#bff + "/login?return_to=… in a tab, then call restart()");
       const path = returnTo || global.location.pathname + global.location.search + global.location.hash;
       global.location.assign(this.#bff + "/login?return_to=" + encodeURIComponent(path));
     }
