@@ -145,17 +145,21 @@ const keyRefetchEvery = 30 * time.Second
 
 // throttledKeys is an oidc.KeySet for tokens anyone can send: it fetches
 // the JWKS at first use and then, for a signature no cached key verifies,
-// again only if the last fetch is older than every. (go-oidc's
+// again only if the last fetch began more than every ago. (go-oidc's
 // RemoteKeySet fetches on every such signature, which is right for ID
 // tokens from the token endpoint and an amplifier on an open route.)
+// Signatures are checked outside its lock, and a fetch runs outside it
+// too: a token whose key is cached never waits for a slow JWKS, and the
+// tokens that need the fetch in flight wait for that one.
 type throttledKeys struct {
 	url    string
 	client *http.Client
 	every  time.Duration
 
-	mu      sync.Mutex
-	keys    []jose.JSONWebKey
-	fetched time.Time
+	mu       sync.Mutex
+	keys     []jose.JSONWebKey
+	fetched  time.Time     // when the last fetch began
+	fetching chan struct{} // closed when the fetch in flight ends; nil when none is
 }
 
 // joseSigningAlgs are signingAlgs as go-jose names them.
@@ -166,6 +170,9 @@ var joseSigningAlgs = func() []jose.SignatureAlgorithm {
 	}
 	return algs
 }()
+
+// errNoKey is a signature that no key of the provider's JWKS verifies.
+var errNoKey = errors.New("no key verifies the signature")
 
 // VerifySignature implements oidc.KeySet.
 func (k *throttledKeys) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
@@ -178,26 +185,58 @@ func (k *throttledKeys) VerifySignature(ctx context.Context, raw string) ([]byte
 	}
 	kid := jws.Signatures[0].Header.KeyID
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	if payload, ok := verifyWith(jws, k.keys, kid); ok {
+	keys := k.keys // replaced, never modified: safe to read unlocked
+	k.mu.Unlock()
+	if payload, ok := verifyWith(jws, keys, kid); ok {
 		return payload, nil
 	}
-	if !k.fetched.IsZero() && time.Since(k.fetched) < k.every {
-		return nil, errors.New("no key verifies the signature")
+	if keys, err = k.refetch(ctx); err != nil {
+		return nil, err
 	}
-	k.fetched = time.Now()
+	if payload, ok := verifyWith(jws, keys, kid); ok {
+		return payload, nil
+	}
+	return nil, errNoKey
+}
+
+// refetch returns the keys after a fetch of the JWKS: the fetch in flight
+// (waiting for it, or for ctx), else a new one if the last began at least
+// every ago, else errNoKey.
+func (k *throttledKeys) refetch(ctx context.Context) ([]jose.JSONWebKey, error) {
+	k.mu.Lock()
+	if done := k.fetching; done != nil {
+		k.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		return k.keys, nil // unchanged if that fetch failed: then nothing verifies
+	}
+	if !k.fetched.IsZero() && time.Since(k.fetched) < k.every {
+		k.mu.Unlock()
+		return nil, errNoKey
+	}
+	done := make(chan struct{})
+	k.fetching, k.fetched = done, time.Now()
+	k.mu.Unlock()
 	// Not the request's context: a sender that hangs up must not cancel
 	// the one fetch of this interval (the provider's client has its own
 	// timeout), or a loop of forged tokens could keep new keys out.
 	keys, err := k.fetch(context.WithoutCancel(ctx))
+	k.mu.Lock()
+	if err == nil {
+		k.keys = keys
+	}
+	k.fetching = nil
+	k.mu.Unlock()
+	close(done)
 	if err != nil {
 		return nil, fmt.Errorf("fetching the JWKS: %w", err)
 	}
-	k.keys = keys
-	if payload, ok := verifyWith(jws, k.keys, kid); ok {
-		return payload, nil
-	}
-	return nil, errors.New("no key verifies the signature")
+	return keys, nil
 }
 
 func verifyWith(jws *jose.JSONWebSignature, keys []jose.JSONWebKey, kid string) ([]byte, bool) {

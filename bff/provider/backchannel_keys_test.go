@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 )
@@ -53,5 +55,85 @@ func TestThrottledKeysFetchOutlivesSender(t *testing.T) {
 	}
 	if n := fetches.Load(); n != 1 {
 		t.Fatalf("JWKS fetched %d times; want 1 within the interval", n)
+	}
+}
+
+// TestThrottledKeysFetchOutsideLock: while a JWKS fetch hangs (a slow
+// provider), a token whose key is cached still verifies at once, and a
+// second token that needs the new key waits for the fetch in flight
+// instead of starting its own; both verify once the fetch returns.
+func TestThrottledKeysFetchOutsideLock(t *testing.T) {
+	old, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fetches atomic.Int32
+	entered, release := make(chan struct{}, 4), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: old.Public(), KeyID: "k1", Algorithm: "RS256", Use: "sig"}}}
+		if fetches.Add(1) > 1 { // after the first: the rotated key too, slowly
+			entered <- struct{}{}
+			<-release
+			set.Keys = append(set.Keys, jose.JSONWebKey{Key: rotated.Public(), KeyID: "k2", Algorithm: "RS256", Use: "sig"})
+		}
+		json.NewEncoder(w).Encode(set)
+	}))
+	defer srv.Close()
+	free := sync.OnceFunc(func() { close(release) })
+	defer free() // before srv.Close: a handler still waiting returns
+	sign := func(k *rsa.PrivateKey, kid, sub string) string {
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: k}, (&jose.SignerOptions{}).WithHeader("kid", kid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		jws, err := s.Sign([]byte(`{"sub":"` + sub + `"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := jws.CompactSerialize()
+		return raw
+	}
+	// every: 0, so that only the fetch in flight keeps a second one out.
+	keys := &throttledKeys{url: srv.URL, client: srv.Client()}
+	if _, err := keys.VerifySignature(t.Context(), sign(old, "k1", "a")); err != nil {
+		t.Fatalf("the first token: %v", err)
+	}
+
+	verify := func(raw string) chan error {
+		c := make(chan error, 1)
+		go func() {
+			_, err := keys.VerifySignature(context.Background(), raw)
+			c <- err
+		}()
+		return c
+	}
+	first := verify(sign(rotated, "k2", "b")) // unknown key: fetches
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the unknown key did not fetch the JWKS")
+	}
+	select {
+	case err := <-verify(sign(old, "k1", "c")):
+		if err != nil {
+			t.Fatalf("a token with a cached key, during the fetch: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a token with a cached key waited for the JWKS fetch in flight")
+	}
+	second := verify(sign(rotated, "k2", "d"))
+	time.Sleep(100 * time.Millisecond) // let it reach the fetch in flight
+	free()
+	for _, c := range []chan error{first, second} {
+		if err := <-c; err != nil {
+			t.Fatalf("a token with the rotated key: %v", err)
+		}
+	}
+	if n := fetches.Load(); n != 2 {
+		t.Fatalf("JWKS fetched %d times; want 2 (the second token waits for the first's fetch)", n)
 	}
 }
