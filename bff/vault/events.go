@@ -369,14 +369,14 @@ func (w *Watcher) readBack(ctx context.Context) error {
 		hids = append(hids, hid)
 	}
 	w.mu.Unlock()
-	err := w.v.readHashed(ctx, hids, false, recheckTimeout, func(hid string, blob []byte, _ time.Duration, err error) error {
+	err := w.v.readHashed(ctx, hids, false, recheckTimeout, func(k keyRead) error {
 		switch {
-		case err != nil: // this key alone: the others are still read
-		case blob == nil:
-			w.deliver(hid, Ending{})
+		case k.err != nil: // this key alone: the others are still read
+		case !k.found:
+			w.deliver(k.hid, Ending{})
 		default:
-			if e := endedError(blob); e != nil {
-				w.deliver(hid, Ending{Reason: e.Reason})
+			if e := endedError(k.blob); e != nil {
+				w.deliver(k.hid, Ending{Reason: e.Reason})
 			}
 		}
 		return nil

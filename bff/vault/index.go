@@ -166,32 +166,39 @@ func (v *Vault) GetHashed(ctx context.Context, hids []string) ([]HashedRecord, e
 		}
 	}
 	out := make([]HashedRecord, 0, len(hids))
-	err := v.readHashed(ctx, hids, true, 0, func(hid string, blob []byte, ttl time.Duration, err error) error {
+	err := v.readHashed(ctx, hids, true, 0, func(k keyRead) error {
 		switch {
-		case err != nil:
-			return fmt.Errorf("vault: get sessions: %w", err)
-		case blob == nil || endedError(blob) != nil:
+		case k.err != nil:
+			return k.err
+		case !k.found || endedError(k.blob) != nil:
 			return nil
 		}
 		var rec Record
-		if v.decode(v.sessionKeyOfHash(hid), blob, "get sessions", &rec) == nil {
-			out = append(out, HashedRecord{ID: hid, Record: &rec, TTL: max(ttl, 0)})
+		if v.decode(v.sessionKeyOfHash(k.hid), k.blob, "get sessions", &rec) == nil {
+			out = append(out, HashedRecord{ID: k.hid, Record: &rec, TTL: max(k.ttl, 0)})
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("vault: get sessions: %w", err)
 	}
 	return out, nil
 }
 
+// keyRead is one session key as readHashed read it.
+type keyRead struct {
+	hid   string        // the hashed session id
+	found bool          // the key exists
+	blob  []byte        // its value, when found
+	ttl   time.Duration // its PTTL, when asked for
+	err   error         // the error of its GET, if any (not a missing key)
+}
+
 // readHashed reads the session keys of hids in pipelined batches of
-// recheckBatch, one round trip each, and hands each to use in order: its
-// value (nil when the key does not exist), with withTTL its PTTL, or the
-// error of its GET. A batch gets its own timeout when timeout > 0. It
+// recheckBatch, one round trip each, and hands each to use in order, with
+// withTTL its PTTL too. A batch gets its own timeout when timeout > 0. It
 // stops at the first error of a round trip or of use.
-func (v *Vault) readHashed(ctx context.Context, hids []string, withTTL bool, timeout time.Duration,
-	use func(hid string, blob []byte, ttl time.Duration, err error) error) error {
+func (v *Vault) readHashed(ctx context.Context, hids []string, withTTL bool, timeout time.Duration, use func(keyRead) error) error {
 	for len(hids) > 0 {
 		batch := hids[:min(len(hids), recheckBatch)]
 		hids = hids[len(batch):]
@@ -201,7 +208,10 @@ func (v *Vault) readHashed(ctx context.Context, hids []string, withTTL bool, tim
 		}
 		pipe := v.rdb.Pipeline()
 		gets := make([]*redis.StringCmd, len(batch))
-		ttls := make([]*redis.DurationCmd, len(batch))
+		var ttls []*redis.DurationCmd
+		if withTTL {
+			ttls = make([]*redis.DurationCmd, len(batch))
+		}
 		for i, hid := range batch {
 			key := v.sessionKeyOfHash(hid)
 			gets[i] = pipe.Get(bctx, key)
@@ -215,15 +225,15 @@ func (v *Vault) readHashed(ctx context.Context, hids []string, withTTL bool, tim
 			return err
 		}
 		for i, hid := range batch {
-			blob, err := gets[i].Bytes()
-			if errors.Is(err, redis.Nil) {
-				blob, err = nil, nil
+			k := keyRead{hid: hid, found: true}
+			k.blob, k.err = gets[i].Bytes()
+			if errors.Is(k.err, redis.Nil) {
+				k.found, k.blob, k.err = false, nil, nil
 			}
-			var ttl time.Duration
 			if withTTL {
-				ttl = ttls[i].Val()
+				k.ttl = ttls[i].Val()
 			}
-			if err := use(hid, blob, ttl, err); err != nil {
+			if err := use(k); err != nil {
 				return err
 			}
 		}
