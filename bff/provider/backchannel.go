@@ -145,7 +145,7 @@ const keyRefetchEvery = 30 * time.Second
 
 // throttledKeys is an oidc.KeySet for tokens anyone can send: it fetches
 // the JWKS at first use and then, for a signature no cached key verifies,
-// again only if the last fetch began more than every ago. (go-oidc's
+// again only if the last fetch began at least every ago. (go-oidc's
 // RemoteKeySet fetches on every such signature, which is right for ID
 // tokens from the token endpoint and an amplifier on an open route.)
 // Signatures are checked outside its lock, and a fetch runs outside it
@@ -158,6 +158,7 @@ type throttledKeys struct {
 
 	mu       sync.Mutex
 	keys     []jose.JSONWebKey
+	gen      uint64        // counts the times keys was replaced
 	fetched  time.Time     // when the last fetch began
 	fetching chan struct{} // closed when the fetch in flight ends; nil when none is
 }
@@ -185,12 +186,12 @@ func (k *throttledKeys) VerifySignature(ctx context.Context, raw string) ([]byte
 	}
 	kid := jws.Signatures[0].Header.KeyID
 	k.mu.Lock()
-	keys := k.keys // replaced, never modified: safe to read unlocked
+	keys, gen := k.keys, k.gen // replaced, never modified: safe to read unlocked
 	k.mu.Unlock()
 	if payload, ok := verifyWith(jws, keys, kid); ok {
 		return payload, nil
 	}
-	if keys, err = k.refetch(ctx); err != nil {
+	if keys, err = k.refetch(ctx, gen); err != nil {
 		return nil, err
 	}
 	if payload, ok := verifyWith(jws, keys, kid); ok {
@@ -199,11 +200,15 @@ func (k *throttledKeys) VerifySignature(ctx context.Context, raw string) ([]byte
 	return nil, errNoKey
 }
 
-// refetch returns the keys after a fetch of the JWKS: the fetch in flight
-// (waiting for it, or for ctx), else a new one if the last began at least
-// every ago, else errNoKey.
-func (k *throttledKeys) refetch(ctx context.Context) ([]jose.JSONWebKey, error) {
+// refetch returns newer keys than generation seen: those a fetch stored
+// since, else those of the fetch in flight (waiting for it, or for ctx),
+// else of a new fetch if the last began at least every ago, else errNoKey.
+func (k *throttledKeys) refetch(ctx context.Context, seen uint64) ([]jose.JSONWebKey, error) {
 	k.mu.Lock()
+	if k.gen != seen { // a fetch ended between the caller's look and now
+		defer k.mu.Unlock()
+		return k.keys, nil
+	}
 	if done := k.fetching; done != nil {
 		k.mu.Unlock()
 		select {
@@ -222,17 +227,21 @@ func (k *throttledKeys) refetch(ctx context.Context) ([]jose.JSONWebKey, error) 
 	done := make(chan struct{})
 	k.fetching, k.fetched = done, time.Now()
 	k.mu.Unlock()
+	var keys []jose.JSONWebKey
+	var err error
+	defer func() { // also if fetch panics: the waiters must not wait forever
+		k.mu.Lock()
+		if err == nil && keys != nil {
+			k.keys, k.gen = keys, k.gen+1
+		}
+		k.fetching = nil
+		k.mu.Unlock()
+		close(done)
+	}()
 	// Not the request's context: a sender that hangs up must not cancel
 	// the one fetch of this interval (the provider's client has its own
 	// timeout), or a loop of forged tokens could keep new keys out.
-	keys, err := k.fetch(context.WithoutCancel(ctx))
-	k.mu.Lock()
-	if err == nil {
-		k.keys = keys
-	}
-	k.fetching = nil
-	k.mu.Unlock()
-	close(done)
+	keys, err = k.fetch(context.WithoutCancel(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("fetching the JWKS: %w", err)
 	}

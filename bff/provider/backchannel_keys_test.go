@@ -126,14 +126,47 @@ func TestThrottledKeysFetchOutsideLock(t *testing.T) {
 		t.Fatal("a token with a cached key waited for the JWKS fetch in flight")
 	}
 	second := verify(sign(rotated, "k2", "d"))
-	time.Sleep(100 * time.Millisecond) // let it reach the fetch in flight
+	// Let it reach the fetch in flight. Were it slower, it would find the
+	// new keys cached: the test could then pass without this path, never
+	// fail because of it.
+	time.Sleep(100 * time.Millisecond)
 	free()
 	for _, c := range []chan error{first, second} {
-		if err := <-c; err != nil {
-			t.Fatalf("a token with the rotated key: %v", err)
+		select {
+		case err := <-c:
+			if err != nil {
+				t.Fatalf("a token with the rotated key: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a token with the rotated key still waits after the fetch returned")
 		}
 	}
 	if n := fetches.Load(); n != 2 {
 		t.Fatalf("JWKS fetched %d times; want 2 (the second token waits for the first's fetch)", n)
+	}
+}
+
+// TestThrottledKeysLateLook: a token that looked at the cached keys just
+// before a fetch stored new ones is checked against the new ones, not
+// refused as throttled (the fetch just made is the one it needed).
+func TestThrottledKeysLateLook(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+	}))
+	defer srv.Close()
+	keys := &throttledKeys{url: srv.URL, client: srv.Client(), every: time.Hour}
+	keys.mu.Lock()
+	seen := keys.gen // the late caller's look: no keys yet
+	keys.mu.Unlock()
+	if _, err := keys.refetch(t.Context(), seen); err != nil { // another caller's fetch
+		t.Fatal(err)
+	}
+	got, err := keys.refetch(t.Context(), seen) // within the interval
+	if err != nil || len(got) != 1 || got[0].KeyID != "k1" {
+		t.Fatalf("a caller that looked before the fetch stored its keys: %v, %v; want the new keys", got, err)
 	}
 }
