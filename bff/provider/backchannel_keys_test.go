@@ -20,37 +20,22 @@ import (
 // context cancelled), so a sender that hangs up cannot keep a rotated key
 // out; and a second unknown signature within the interval fetches nothing.
 func TestThrottledKeysFetchOutlivesSender(t *testing.T) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := rsaKey(t)
 	var fetches atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fetches.Add(1)
-		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{sigKey(key, "k1")}})
 	}))
 	defer srv.Close()
-	sign := func(k *rsa.PrivateKey, kid string) string {
-		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: k}, (&jose.SignerOptions{}).WithHeader("kid", kid))
-		if err != nil {
-			t.Fatal(err)
-		}
-		jws, err := s.Sign([]byte(`{"sub":"alice"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := jws.CompactSerialize()
-		return raw
-	}
 	keys := &throttledKeys{url: srv.URL, client: srv.Client(), every: keyRefetchEvery}
 
 	gone, cancel := context.WithCancel(context.Background())
 	cancel() // the sender hung up before the fetch
-	if _, err := keys.VerifySignature(gone, sign(key, "k1")); err != nil {
+	if _, err := keys.VerifySignature(gone, signJWS(t, key, "k1", "alice")); err != nil {
 		t.Fatalf("a token signed with the provider's key, sender gone: %v; want verified", err)
 	}
-	other, _ := rsa.GenerateKey(rand.Reader, 2048)
-	if _, err := keys.VerifySignature(context.Background(), sign(other, "k2")); err == nil {
+	other := rsaKey(t)
+	if _, err := keys.VerifySignature(context.Background(), signJWS(t, other, "k2", "alice")); err == nil {
 		t.Fatal("a token signed with an unknown key verified")
 	}
 	if n := fetches.Load(); n != 1 {
@@ -63,43 +48,25 @@ func TestThrottledKeysFetchOutlivesSender(t *testing.T) {
 // second token that needs the new key waits for the fetch in flight
 // instead of starting its own; both verify once the fetch returns.
 func TestThrottledKeysFetchOutsideLock(t *testing.T) {
-	old, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rotated, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := rsaKey(t)
+	rotated := rsaKey(t)
 	var fetches atomic.Int32
 	entered, release := make(chan struct{}, 4), make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: old.Public(), KeyID: "k1", Algorithm: "RS256", Use: "sig"}}}
+		set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{sigKey(old, "k1")}}
 		if fetches.Add(1) > 1 { // after the first: the rotated key too, slowly
 			entered <- struct{}{}
 			<-release
-			set.Keys = append(set.Keys, jose.JSONWebKey{Key: rotated.Public(), KeyID: "k2", Algorithm: "RS256", Use: "sig"})
+			set.Keys = append(set.Keys, sigKey(rotated, "k2"))
 		}
 		json.NewEncoder(w).Encode(set)
 	}))
 	defer srv.Close()
 	free := sync.OnceFunc(func() { close(release) })
 	defer free() // before srv.Close: a handler still waiting returns
-	sign := func(k *rsa.PrivateKey, kid, sub string) string {
-		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: k}, (&jose.SignerOptions{}).WithHeader("kid", kid))
-		if err != nil {
-			t.Fatal(err)
-		}
-		jws, err := s.Sign([]byte(`{"sub":"` + sub + `"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := jws.CompactSerialize()
-		return raw
-	}
 	// every: 0, so that only the fetch in flight keeps a second one out.
 	keys := &throttledKeys{url: srv.URL, client: srv.Client()}
-	if _, err := keys.VerifySignature(t.Context(), sign(old, "k1", "a")); err != nil {
+	if _, err := keys.VerifySignature(t.Context(), signJWS(t, old, "k1", "a")); err != nil {
 		t.Fatalf("the first token: %v", err)
 	}
 
@@ -111,21 +78,21 @@ func TestThrottledKeysFetchOutsideLock(t *testing.T) {
 		}()
 		return c
 	}
-	first := verify(sign(rotated, "k2", "b")) // unknown key: fetches
+	first := verify(signJWS(t, rotated, "k2", "b")) // unknown key: fetches
 	select {
 	case <-entered:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the unknown key did not fetch the JWKS")
 	}
 	select {
-	case err := <-verify(sign(old, "k1", "c")):
+	case err := <-verify(signJWS(t, old, "k1", "c")):
 		if err != nil {
 			t.Fatalf("a token with a cached key, during the fetch: %v", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a token with a cached key waited for the JWKS fetch in flight")
 	}
-	second := verify(sign(rotated, "k2", "d"))
+	second := verify(signJWS(t, rotated, "k2", "d"))
 	// Let it reach the fetch in flight. Were it slower, it would find the
 	// new keys cached: the test could then pass without this path, never
 	// fail because of it.
@@ -150,12 +117,9 @@ func TestThrottledKeysFetchOutsideLock(t *testing.T) {
 // before a fetch stored new ones is checked against the new ones, not
 // refused as throttled (the fetch just made is the one it needed).
 func TestThrottledKeysLateLook(t *testing.T) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := rsaKey(t)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{sigKey(key, "k1")}})
 	}))
 	defer srv.Close()
 	keys := &throttledKeys{url: srv.URL, client: srv.Client(), every: time.Hour}
@@ -169,4 +133,37 @@ func TestThrottledKeysLateLook(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].KeyID != "k1" {
 		t.Fatalf("a caller that looked before the fetch stored its keys: %v, %v; want the new keys", got, err)
 	}
+}
+
+// signJWS signs {"sub":sub} with k (RS256), naming kid.
+func signJWS(t *testing.T, k *rsa.PrivateKey, kid, sub string) string {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: k}, (&jose.SignerOptions{}).WithHeader("kid", kid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jws, err := s.Sign([]byte(`{"sub":"` + sub + `"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := jws.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// sigKey is k's public key as a JWKS lists it for signatures.
+func sigKey(k *rsa.PrivateKey, kid string) jose.JSONWebKey {
+	return jose.JSONWebKey{Key: k.Public(), KeyID: kid, Algorithm: "RS256", Use: "sig"}
+}
+
+// rsaKey is a new 2048-bit RSA key.
+func rsaKey(t *testing.T) *rsa.PrivateKey {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
