@@ -21,6 +21,7 @@ func TestEnded(t *testing.T) {
 				src := &fakeSource{reply: issuing(600, 60)}
 				cl, rec := newClient(t, src)
 				mustToken(t, cl, "tok-1")
+				synctest.Wait() // the flight emits "token" after it wakes Token's caller
 				cl.Ended(c.given)
 				wantCached(t, cl, "")
 				if st := cl.State(); st.Connected || st.Reason != c.want {
