@@ -1006,14 +1006,7 @@ func TestAPIProxySessionCache(t *testing.T) {
 		// its entry at once (well within its minute), so the old
 		// cookie's next call reads the vault, gets signed_out, and
 		// nothing goes upstream.
-		s := proxyStack(t, 2, nil, func(c *Config) { c.APISessionCache = time.Minute })
-		b := s.newBrowser()
-		b.login(s.urls[0], "/")
-		sid := s.sid(b)
-		stolen := b.cookieHeader(s.urls[0])
-		if r := b.api("GET", s.urls[0]+"/bff/api/dev/me", nil, nil); r.status != 200 {
-			t.Fatalf("call = %d", r.status)
-		}
+		s, b, sid, stolen := proxiedOnTwo(t)
 		hot := s.bffs[0].api.hot
 		if hot.get(sid, s.clock.Now()) == nil {
 			t.Fatal("no record kept after a proxied call")
@@ -1021,13 +1014,7 @@ func TestAPIProxySessionCache(t *testing.T) {
 		if code := b.jsonCall("POST", s.urls[1]+wire.PathLogout, nil); code != 204 {
 			t.Fatalf("logout = %d", code)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for hot.get(sid, s.clock.Now()) != nil {
-			if time.Now().After(deadline) {
-				t.Fatal("the entry outlived the other replica's announced logout by 5 s")
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waitDropped(t, s, hot, sid, "the other replica's announced logout")
 		before := s.dev.Stats()
 		for range 2 {
 			r := b.api("GET", s.urls[0]+"/bff/api/dev/me", nil, map[string]string{"Cookie": stolen})
@@ -1043,26 +1030,13 @@ func TestAPIProxySessionCache(t *testing.T) {
 		// A second login replaces the session (vault.Delete): the
 		// deletion is announced too, and the replaced session's entry
 		// goes at once.
-		s := proxyStack(t, 2, nil, func(c *Config) { c.APISessionCache = time.Minute })
-		b := s.newBrowser()
-		b.login(s.urls[0], "/")
-		sid := s.sid(b)
-		stolen := b.cookieHeader(s.urls[0])
-		if r := b.api("GET", s.urls[0]+"/bff/api/dev/me", nil, nil); r.status != 200 {
-			t.Fatalf("call = %d", r.status)
-		}
+		s, b, sid, stolen := proxiedOnTwo(t)
 		hot := s.bffs[0].api.hot
 		b.login(s.urls[1], "/")
 		if s.sid(b) == sid {
 			t.Fatal("the second login kept the session id")
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for hot.get(sid, s.clock.Now()) != nil {
-			if time.Now().After(deadline) {
-				t.Fatal("the replaced session's entry outlived its deletion by 5 s")
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waitDropped(t, s, hot, sid, "its deletion")
 		before := s.dev.Stats()
 		if r := b.api("GET", s.urls[0]+"/bff/api/dev/me", nil, map[string]string{"Cookie": stolen}); r.status != 401 || r.err.Error != wire.ErrReconnectRequired {
 			t.Fatalf("the replaced cookie: %d %+v; want 401 reconnect_required", r.status, r.err)
@@ -1113,4 +1087,31 @@ func TestAPIProxySessionCache(t *testing.T) {
 			t.Fatal("forget left entries")
 		}
 	})
+}
+
+// proxiedOnTwo is two replicas in proxy mode (a one-minute session
+// cache) and a browser signed in on the first, whose proxied call there
+// left its record in the cache: the stack, the browser, its session id
+// and its Cookie header.
+func proxiedOnTwo(t *testing.T) (*stack, *browser, string, string) {
+	t.Helper()
+	s := proxyStack(t, 2, nil, func(c *Config) { c.APISessionCache = time.Minute })
+	b := s.newBrowser()
+	b.login(s.urls[0], "/")
+	if r := b.api("GET", s.urls[0]+"/bff/api/dev/me", nil, nil); r.status != 200 {
+		t.Fatalf("call = %d", r.status)
+	}
+	return s, b, s.sid(b), b.cookieHeader(s.urls[0])
+}
+
+// waitDropped waits up to 5 s for hot to drop sid's entry after what.
+func waitDropped(t *testing.T, s *stack, hot *hotRecords, sid, what string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for hot.get(sid, s.clock.Now()) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the entry outlived %s by 5 s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

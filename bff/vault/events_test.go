@@ -181,14 +181,7 @@ func eventsSuite(t *testing.T, server func(*testing.T) eventsServer) {
 		if _, err := a.End(ctx, "carol-1", "signed_out", time.Hour); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case hid := <-ended:
-			if hid != HashID("carol-1") {
-				t.Fatalf("the listener heard %q; want carol-1's hashed id", hid)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("the listener did not hear the ending")
-		}
+		hear(t, ended, "carol-1", "the ending")
 		// A deletion (a second login replaces the session) is heard too.
 		if err := a.Put(ctx, "carol-2", sampleRecord(), time.Hour); err != nil {
 			t.Fatal(err)
@@ -196,14 +189,7 @@ func eventsSuite(t *testing.T, server func(*testing.T) eventsServer) {
 		if err := a.Delete(ctx, "carol-2"); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case hid := <-ended:
-			if hid != HashID("carol-2") {
-				t.Fatalf("the listener heard %q; want carol-2's hashed id", hid)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("the listener did not hear the deletion")
-		}
+		hear(t, ended, "carol-2", "the deletion")
 		if w.Watching() != 0 {
 			t.Fatalf("%d watches; a listener is not one", w.Watching())
 		}
@@ -318,4 +304,17 @@ func eventsSuite(t *testing.T, server func(*testing.T) eventsServer) {
 			t.Fatalf("Watch after Close: %v; want ErrWatcherClosed", err)
 		}
 	})
+}
+
+// hear waits up to 5 s for ended to carry sid's hashed id, told of what.
+func hear(t *testing.T, ended <-chan string, sid, what string) {
+	t.Helper()
+	select {
+	case hid := <-ended:
+		if hid != HashID(sid) {
+			t.Fatalf("the listener heard %q; want %s's hashed id", hid, sid)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the listener did not hear %s", what)
+	}
 }
