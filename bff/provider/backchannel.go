@@ -13,6 +13,7 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/sync/singleflight"
 )
 
 // BackchannelLogoutEvent is the member of a logout token's events claim
@@ -156,11 +157,11 @@ type throttledKeys struct {
 	client *http.Client
 	every  time.Duration
 
-	mu       sync.Mutex
-	keys     []jose.JSONWebKey
-	gen      uint64        // counts the times keys was replaced
-	fetched  time.Time     // when the last fetch began
-	fetching chan struct{} // closed when the fetch in flight ends; nil when none is
+	flight  singleflight.Group // one fetch at a time
+	mu      sync.Mutex
+	keys    []jose.JSONWebKey
+	gen     uint64    // counts the times keys was replaced
+	fetched time.Time // when the last fetch began
 }
 
 // joseSigningAlgs are signingAlgs as go-jose names them.
@@ -201,51 +202,38 @@ func (k *throttledKeys) VerifySignature(ctx context.Context, raw string) ([]byte
 }
 
 // refetch returns newer keys than generation seen: those a fetch stored
-// since, else those of the fetch in flight (waiting for it, or for ctx),
-// else of a new fetch if the last began at least every ago, else errNoKey.
+// since, else those of the fetch in flight (waiting for it), else of a
+// new fetch if the last began at least every ago, else errNoKey.
 func (k *throttledKeys) refetch(ctx context.Context, seen uint64) ([]jose.JSONWebKey, error) {
-	k.mu.Lock()
-	if k.gen != seen { // a fetch ended between the caller's look and now
-		defer k.mu.Unlock()
-		return k.keys, nil
-	}
-	if done := k.fetching; done != nil {
+	v, err, _ := k.flight.Do("jwks", func() (any, error) {
+		k.mu.Lock()
+		if k.gen != seen { // a fetch ended between the caller's look and now
+			defer k.mu.Unlock()
+			return k.keys, nil
+		}
+		if !k.fetched.IsZero() && time.Since(k.fetched) < k.every {
+			k.mu.Unlock()
+			return nil, errNoKey
+		}
+		k.fetched = time.Now()
 		k.mu.Unlock()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		// Not the request's context: a sender that hangs up must not
+		// cancel the one fetch of this interval (the provider's client has
+		// its own timeout), or a loop of forged tokens could keep new keys
+		// out.
+		keys, err := k.fetch(context.WithoutCancel(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("fetching the JWKS: %w", err)
 		}
 		k.mu.Lock()
-		defer k.mu.Unlock()
-		return k.keys, nil // unchanged if that fetch failed: then nothing verifies
-	}
-	if !k.fetched.IsZero() && time.Since(k.fetched) < k.every {
+		k.keys, k.gen = keys, k.gen+1
 		k.mu.Unlock()
-		return nil, errNoKey
+		return keys, nil
+	})
+	if err != nil { // waited for: bounded by the provider's client timeout
+		return nil, err
 	}
-	done := make(chan struct{})
-	k.fetching, k.fetched = done, time.Now()
-	k.mu.Unlock()
-	var keys []jose.JSONWebKey
-	var err error
-	defer func() { // also if fetch panics: the waiters must not wait forever
-		k.mu.Lock()
-		if err == nil && keys != nil {
-			k.keys, k.gen = keys, k.gen+1
-		}
-		k.fetching = nil
-		k.mu.Unlock()
-		close(done)
-	}()
-	// Not the request's context: a sender that hangs up must not cancel
-	// the one fetch of this interval (the provider's client has its own
-	// timeout), or a loop of forged tokens could keep new keys out.
-	keys, err = k.fetch(context.WithoutCancel(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("fetching the JWKS: %w", err)
-	}
-	return keys, nil
+	return v.([]jose.JSONWebKey), nil
 }
 
 func verifyWith(jws *jose.JSONWebSignature, keys []jose.JSONWebKey, kid string) ([]byte, bool) {
