@@ -144,7 +144,7 @@ func (v *Vault) endSession(ctx context.Context, hid, reason string, ttl time.Dur
 	}
 	key := v.sessionKeyOfHash(hid)
 	res, err := endScript.Run(ctx, v.rdb, []string{key}, tombstonePrefix+reason, ms, floor, tombstonePrefix, live,
-		v.prefix+endedChannel, hid+" "+reason).Slice()
+		v.prefix+endedChannel, announcement(hid, reason)).Slice()
 	if err != nil {
 		return "", nil, fmt.Errorf("vault: end session: %w", err)
 	}

@@ -26,6 +26,11 @@ import (
 // missing record is handed to its watches as if it had been announced.
 const endedChannel = "ended"
 
+// announcement is the message on endedChannel that session hid ended for
+// reason ("" when it was deleted): the Watcher reads it back with
+// strings.Cut at the space.
+func announcement(hid, reason string) string { return hid + " " + reason }
+
 // Defaults of WatcherConfig.
 const (
 	DefaultMaxWatches    = 10000

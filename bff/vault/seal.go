@@ -71,7 +71,7 @@ func (v *Vault) seal(key string, plain []byte) []byte {
 	out[0] = sealFormat
 	copy(out[1:headerSize], s.id[:])
 	rand.Read(out[headerSize:]) // never fails (crypto/rand, Go 1.24+)
-	return s.aead.Seal(out, out[headerSize:], plain, additionalData(out[:headerSize], key))
+	return s.aead.Seal(out, out[headerSize:], plain, appendAdditionalData(make([]byte, 0, headerSize+len(key)), out[:headerSize], key))
 }
 
 // errSealed is a value that does not open under any of the vault's keys.
@@ -132,15 +132,10 @@ func (v *Vault) open(key string, blob []byte, buf *openBuffer) ([]byte, error) {
 	return buf.plain[:0], errSealed
 }
 
-// additionalData is what a sealed value authenticates besides its
-// plaintext: its header and the key it is stored under (so that a value
-// moved to another key does not open). open appends the same bytes to
-// its pooled buffer instead, to allocate nothing on the read path.
-func additionalData(header []byte, key string) []byte {
-	return appendAdditionalData(make([]byte, 0, len(header)+len(key)), header, key)
-}
-
-// appendAdditionalData appends additionalData(header, key) to b.
+// appendAdditionalData appends what a sealed value authenticates besides
+// its plaintext to b: its header and the key it is stored under (so that
+// a value moved to another key does not open). open appends to its pooled
+// buffer, to allocate nothing on the read path.
 func appendAdditionalData(b, header []byte, key string) []byte {
 	return append(append(b, header...), key...)
 }

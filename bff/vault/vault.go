@@ -184,7 +184,8 @@ func (v *Vault) filled(rec *Record) Record {
 // they keep of it). Deleting a record that does not exist is not an
 // error.
 func (v *Vault) Delete(ctx context.Context, sid string) error {
-	key := v.sessionKey(sid)
+	hid := hashID(sid)
+	key := v.sessionKeyOfHash(hid)
 	blob, err := v.rdb.GetDel(ctx, key).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil
@@ -192,14 +193,13 @@ func (v *Vault) Delete(ctx context.Context, sid string) error {
 	if err != nil {
 		return fmt.Errorf("vault: delete session: %w", err)
 	}
-	hid := hashID(sid)
 	var rec Record
 	if endedError(blob) == nil && v.decode(key, blob, "delete session", &rec) == nil {
 		_ = v.unindex(ctx, &rec, hid) // best effort, as in endSession
 	}
 	// Best effort too: a lost announcement is caught by the read-back,
 	// and a listener's cache by its own bound.
-	_ = v.rdb.Publish(ctx, v.prefix+endedChannel, hid+" ").Err()
+	_ = v.rdb.Publish(ctx, v.prefix+endedChannel, announcement(hid, "")).Err()
 	return nil
 }
 
