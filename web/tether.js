@@ -117,6 +117,16 @@
   const NativeGo = global.Go;
   const instantiateStreaming = WebAssembly.instantiateStreaming.bind(WebAssembly);
   const doc = global.document;
+
+  // loginURL is the BFF's login, back to returnTo (default: this page).
+  // In a worker there is no page to navigate: it throws, saying what to
+  // do instead.
+  function loginURL(bff, returnTo) {
+    if (!doc) throw new Error("tether: login() navigates a page; in a worker, open " + bff + "/login?return_to=… in a tab, then call restart()");
+    const path = returnTo || global.location.pathname + global.location.search + global.location.hash;
+    return bff + "/login?return_to=" + encodeURIComponent(path);
+  }
+
   const base = doc ? ((baseURI) => () => apply(baseURI, doc, []))(getter(global.Node, "baseURI")) : () => global.location.href;
 
   const script = doc && doc.currentScript;
@@ -297,10 +307,9 @@
     }
 
     login(returnTo) {
-      if (!doc) throw new Error("tether: login() navigates a page; in a worker, open " + this.#bff + "/login?return_to=… in a tab, then call restart()");
-      const path = returnTo || global.location.pathname + global.location.search + global.location.hash;
+      const url = loginURL(this.#bff, returnTo);
       this.#call("login");
-      global.location.assign(this.#bff + "/login?return_to=" + encodeURIComponent(path));
+      global.location.assign(url);
     }
 
     async logout() {
@@ -638,9 +647,7 @@
 
     login(returnTo) {
       if (this.#inner) return this.#inner.login(returnTo);
-      if (!doc) throw new Error("tether: login() navigates a page; in a worker, open " + this.#bff + "/login?return_to=… in a tab, then call restart()");
-      const path = returnTo || global.location.pathname + global.location.search + global.location.hash;
-      global.location.assign(this.#bff + "/login?return_to=" + encodeURIComponent(path));
+      global.location.assign(loginURL(this.#bff, returnTo));
     }
 
     async logout() {
